@@ -1,0 +1,94 @@
+"""The set of active triggers: stored ones compiled into an index the pipeline reads.
+
+Every change (API create/delete, YAML reconcile) goes through the store first and then
+rebuilds the index, so what the pipeline matches is always what the store holds.
+Imports the core and the store protocol only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from trigger_daemon.core.matching import TriggerIndex
+from trigger_daemon.core.triggers import (
+    CompiledTrigger,
+    Trigger,
+    TriggerDefinition,
+    TriggerSource,
+    compile_trigger,
+    yaml_trigger_id,
+)
+from trigger_daemon.errors import ConflictError
+from trigger_daemon.ports import ReconcileResult, Store
+
+
+class TriggerCatalog:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._index = TriggerIndex(())
+        self._compiled: dict[str, CompiledTrigger] = {}
+        self._lock = asyncio.Lock()
+
+    @property
+    def index(self) -> TriggerIndex:
+        return self._index
+
+    def compiled(self, trigger_id: str) -> CompiledTrigger | None:
+        return self._compiled.get(trigger_id)
+
+    async def refresh(self) -> None:
+        """Rebuild the index from the store. Compilation reuses unchanged triggers."""
+        async with self._lock:
+            triggers = await self._store.list_triggers()
+            compiled = {
+                trigger.id: self._reuse_or_compile(trigger) for trigger in triggers
+            }
+            self._compiled = compiled
+            self._index = TriggerIndex(compiled.values())
+
+    def _reuse_or_compile(self, trigger: Trigger) -> CompiledTrigger:
+        previous = self._compiled.get(trigger.id)
+        if previous is not None and previous.trigger == trigger:
+            return previous
+        return compile_trigger(trigger)
+
+    async def create(self, definition: TriggerDefinition) -> Trigger:
+        """Store an API trigger (already validated) and activate it."""
+        trigger = Trigger(
+            **definition.model_dump(),
+            id=str(uuid.uuid4()),
+            created_at=datetime.now(UTC),
+            source=TriggerSource.API,
+        )
+        await self._store.create_trigger(trigger)
+        await self.refresh()
+        return trigger
+
+    async def delete(self, trigger_id: str) -> None:
+        trigger = await self._store.get_trigger(trigger_id)
+        if trigger.source is TriggerSource.YAML:
+            raise ConflictError(
+                f"trigger {trigger_id} ({trigger.name}) is managed by the configuration file; "
+                "remove it from the YAML triggers instead"
+            )
+        await self._store.delete_trigger(trigger_id)
+        await self.refresh()
+
+    async def reconcile_yaml(self, definitions: Sequence[TriggerDefinition]) -> ReconcileResult:
+        """Make the stored YAML triggers equal to `definitions` (each has a unique name)."""
+        now = datetime.now(UTC)
+        triggers = [
+            Trigger(
+                **definition.model_dump(),
+                id=yaml_trigger_id(definition.name or ""),
+                created_at=now,
+                source=TriggerSource.YAML,
+            )
+            for definition in definitions
+        ]
+        result = await self._store.replace_yaml_triggers(triggers)
+        await self.refresh()
+        return result

@@ -1,0 +1,116 @@
+"""Decode a Kafka record's value into an Envelope, or say why it is unprocessable; event identity.
+
+Amounts are JSON integers that may exceed 2**53: the standard `json` module parses
+them as exact Python ints, and nothing here converts them to float.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+WATERMILL_UUID_HEADER = "_watermill_message_uuid"
+
+
+class UnprocessableReason(StrEnum):
+    """Why a record cannot be handled; carried in the dead-letter header."""
+
+    NOT_UTF8 = "not-utf8"
+    NOT_JSON = "not-json"
+    NOT_AN_OBJECT = "not-an-object"
+    MISSING_TYPE = "missing-type"
+    PAYLOAD_NOT_AN_OBJECT = "payload-not-an-object"
+
+
+@dataclass(frozen=True, slots=True)
+class Unprocessable:
+    reason: UnprocessableReason
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A Formance event message. `raw` is the whole decoded object, as received."""
+
+    type: str
+    payload: dict[str, Any]
+    raw: dict[str, Any]
+
+    @property
+    def version(self) -> str | None:
+        return _optional_string(self.raw, "version")
+
+    @property
+    def idempotency_key(self) -> str | None:
+        return _optional_string(self.raw, "idempotency_key") or _optional_string(
+            self.raw, "idempotencyKey"
+        )
+
+
+def decode(value: bytes | None) -> Envelope | Unprocessable:
+    """Turn a record value into an Envelope, or an Unprocessable naming what is wrong."""
+    if value is None:
+        return Unprocessable(UnprocessableReason.NOT_JSON, "the record has no value (tombstone)")
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Unprocessable(UnprocessableReason.NOT_UTF8, f"invalid UTF-8 at byte {exc.start}")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return Unprocessable(UnprocessableReason.NOT_JSON, f"invalid JSON: {exc}")
+    return envelope_from_object(document)
+
+
+def envelope_from_object(document: object) -> Envelope | Unprocessable:
+    """Check the shape of an already-parsed event (used by decode and by the test endpoint)."""
+    if not isinstance(document, dict):
+        kind = type(document).__name__
+        return Unprocessable(UnprocessableReason.NOT_AN_OBJECT, f"the event is a JSON {kind}")
+    event_type = document.get("type")
+    if not isinstance(event_type, str) or not event_type:
+        return Unprocessable(UnprocessableReason.MISSING_TYPE, "`type` is missing or not a string")
+    payload = document.get("payload")
+    if not isinstance(payload, dict):
+        return Unprocessable(
+            UnprocessableReason.PAYLOAD_NOT_AN_OBJECT, "`payload` is missing or not an object"
+        )
+    return Envelope(type=event_type, payload=payload, raw=document)
+
+
+def event_id(
+    envelope: Envelope,
+    headers: Mapping[str, bytes],
+    topic: str,
+    partition: int,
+    offset: int,
+) -> str:
+    """The identity that makes redelivery safe: idempotency key, then watermill uuid, then offset."""
+    key = envelope.idempotency_key
+    if key:
+        return f"{envelope.type}:{key}"
+    watermill = headers.get(WATERMILL_UUID_HEADER)
+    if watermill:
+        decoded = watermill.decode("utf-8", errors="replace").strip()
+        if decoded:
+            return decoded
+    return f"{topic}:{partition}:{offset}"
+
+
+def _optional_string(document: Mapping[str, Any], key: str) -> str | None:
+    value = document.get(key)
+    return value if isinstance(value, str) else None
+
+
+__all__ = [
+    "WATERMILL_UUID_HEADER",
+    "Envelope",
+    "Unprocessable",
+    "UnprocessableReason",
+    "decode",
+    "envelope_from_object",
+    "event_id",
+]

@@ -1,0 +1,112 @@
+"""Which triggers does an event match? An index by event type, then version, then filter."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from trigger_daemon.core.events import Envelope, Unprocessable, envelope_from_object
+from trigger_daemon.core.expressions import ExpressionError, document_for, is_truthy, render_value
+from trigger_daemon.core.triggers import CompiledTrigger
+
+
+@dataclass(frozen=True, slots=True)
+class FilterFailure:
+    """A filter that raised while evaluated: a non-match the shell logs and counts."""
+
+    trigger_id: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class MatchResult:
+    triggers: tuple[CompiledTrigger, ...]
+    filter_failures: tuple[FilterFailure, ...] = ()
+
+
+NO_MATCH = MatchResult(triggers=())
+
+
+class TriggerIndex:
+    """Triggers grouped by event type, so an event only meets the triggers of its type."""
+
+    def __init__(self, triggers: Iterable[CompiledTrigger]) -> None:
+        by_type: defaultdict[str, list[CompiledTrigger]] = defaultdict(list)
+        for compiled in triggers:
+            by_type[compiled.trigger.event].append(compiled)
+        # A stable order (oldest first) keeps the calls for one event in a predictable order.
+        self._by_type = {
+            event_type: tuple(sorted(group, key=lambda c: (c.trigger.created_at, c.trigger.id)))
+            for event_type, group in by_type.items()
+        }
+
+    def __len__(self) -> int:
+        return sum(len(group) for group in self._by_type.values())
+
+    def has_type(self, event_type: str) -> bool:
+        return event_type in self._by_type
+
+    def match(self, envelope: Envelope, document: dict[str, Any]) -> MatchResult:
+        candidates = self._by_type.get(envelope.type)
+        if not candidates:
+            return NO_MATCH
+        matched: list[CompiledTrigger] = []
+        failures: list[FilterFailure] = []
+        for compiled in candidates:
+            wanted_version = compiled.trigger.version
+            if wanted_version is not None and envelope.version != wanted_version:
+                continue
+            try:
+                if is_truthy(compiled.evaluate_filter(document)):
+                    matched.append(compiled)
+            except ExpressionError as exc:
+                failures.append(FilterFailure(compiled.trigger.id, str(exc)))
+        return MatchResult(triggers=tuple(matched), filter_failures=tuple(failures))
+
+
+@dataclass(frozen=True, slots=True)
+class VarReport:
+    value: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerTestReport:
+    """What `POST /v2/triggers/{id}/test` and `trigger-daemon test-trigger` show."""
+
+    match: bool
+    filter_error: str | None
+    variables: dict[str, VarReport]
+
+
+def explain(compiled: CompiledTrigger, envelope: Envelope) -> TriggerTestReport:
+    """Evaluate one trigger against one event, reporting every var even when the filter fails."""
+    document = document_for(envelope)
+    filter_error: str | None = None
+    matched = False
+    version = compiled.trigger.version
+    if envelope.type != compiled.trigger.event:
+        filter_error = f"event type {envelope.type!r} is not {compiled.trigger.event!r}"
+    elif version is not None and envelope.version != version:
+        filter_error = f"event version {envelope.version!r} is not {version!r}"
+    else:
+        try:
+            matched = is_truthy(compiled.evaluate_filter(document))
+        except ExpressionError as exc:
+            filter_error = str(exc)
+    variables: dict[str, VarReport] = {}
+    for name, expression in compiled.vars.items():
+        try:
+            variables[name] = VarReport(value=render_value(expression.evaluate(document)))
+        except ExpressionError as exc:
+            variables[name] = VarReport(error=str(exc))
+    return TriggerTestReport(match=matched, filter_error=filter_error, variables=variables)
+
+
+def envelope_for_test(body: object, trigger_event: str) -> Envelope | Unprocessable:
+    """A test body is a full envelope, or a bare payload that gets the trigger's event type."""
+    if isinstance(body, dict) and isinstance(body.get("type"), str) and "payload" in body:
+        return envelope_from_object(body)
+    return envelope_from_object({"type": trigger_event, "payload": body})

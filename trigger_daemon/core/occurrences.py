@@ -1,0 +1,77 @@
+"""Occurrences: one per (matched trigger, event), and the outcome that finishes one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class OccurrenceStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class NewOccurrence:
+    """What the pipeline asks the store to record as pending before it calls the API."""
+
+    trigger_id: str
+    event_id: str
+    event: dict[str, Any]
+    date: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    id: str
+    trigger_id: str
+    event_id: str
+    date: datetime
+    event: dict[str, Any]
+    status: OccurrenceStatus
+    attempts: int = 0
+    vars: dict[str, str] = field(default_factory=dict)
+    workflow_instance_id: str | None = None
+    workflow_instance: dict[str, Any] | None = None
+    error: str | None = None
+
+    @property
+    def is_final(self) -> bool:
+        """A final occurrence is never run again on redelivery."""
+        return self.status is not OccurrenceStatus.PENDING
+
+    @property
+    def idempotency_key(self) -> str:
+        """Sent as the Idempotency-Key header; the same on every retry and redelivery."""
+        return f"{self.trigger_id}:{self.event_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The final state of an occurrence, written once."""
+
+    status: OccurrenceStatus
+    attempts: int
+    vars: dict[str, str] = field(default_factory=dict)
+    workflow_instance_id: str | None = None
+    workflow_instance: dict[str, Any] | None = None
+    error: str | None = None
+
+    @classmethod
+    def succeeded(
+        cls, instance: dict[str, Any], attempts: int, vars: dict[str, str]
+    ) -> Outcome:
+        return cls(
+            OccurrenceStatus.SUCCEEDED,
+            attempts,
+            vars,
+            workflow_instance_id=str(instance.get("id", "")) or None,
+            workflow_instance=instance,
+        )
+
+    @classmethod
+    def failed(cls, error: str, attempts: int, vars: dict[str, str] | None = None) -> Outcome:
+        return cls(OccurrenceStatus.FAILED, attempts, vars or {}, error=error)

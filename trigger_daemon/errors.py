@@ -1,0 +1,62 @@
+"""The project's exception tree. Adapters convert their libraries' errors into these.
+
+    TriggerDaemonError
+    ├── ConfigError              a config file or setting is wrong; the message names file and key
+    ├── TriggerValidationError   a trigger is invalid; the message names the field and expression
+    ├── NotFoundError            a trigger or occurrence id that does not exist
+    ├── ConflictError            the request contradicts the stored state (YAML-managed trigger)
+    └── ExternalError            an outside system failed; `retriable` says whether to try again
+        ├── StoreError
+        ├── BrokerError
+        └── WorkflowCallError
+
+`retriable` is data read by the retry logic, as aiokafka's errors carry it.
+"""
+
+from __future__ import annotations
+
+
+class TriggerDaemonError(Exception):
+    """Base of every error the daemon raises on purpose."""
+
+    retriable: bool = False
+
+
+class ConfigError(TriggerDaemonError):
+    """A configuration file or environment setting is invalid."""
+
+
+class TriggerValidationError(TriggerDaemonError):
+    """A trigger definition is invalid. `problems` lists every reason, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class NotFoundError(TriggerDaemonError):
+    """The requested trigger or occurrence does not exist."""
+
+
+class ConflictError(TriggerDaemonError):
+    """The request cannot be applied to the current state."""
+
+
+class ExternalError(TriggerDaemonError):
+    """An outside system failed."""
+
+    def __init__(self, message: str, *, retriable: bool) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+
+
+class StoreError(ExternalError):
+    """The trigger/occurrence store failed."""
+
+
+class BrokerError(ExternalError):
+    """Kafka failed."""
+
+
+class WorkflowCallError(ExternalError):
+    """The orchestration API failed in a way the client could not classify."""

@@ -1,0 +1,151 @@
+"""The seams between the pipeline/API and the outside world, as protocols and plain values.
+
+Adapters implement these; the pipeline, the catalog and the API depend only on them.
+This module imports only the core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, Outcome
+from trigger_daemon.core.retry import RetryPolicy
+from trigger_daemon.core.triggers import Trigger
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One Kafka record as the pipeline sees it, independent of the client library."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp_ms: int | None = None
+
+    def header(self, name: str) -> bytes | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    @property
+    def headers_map(self) -> dict[str, bytes]:
+        return dict(self.headers)
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileResult:
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+
+
+class Store(Protocol):
+    """Triggers and occurrences. Errors are StoreError (retriable when a retry may help),
+    NotFoundError for unknown ids."""
+
+    async def ping(self) -> None: ...
+
+    async def list_triggers(self, *, name: str | None = None) -> list[Trigger]:
+        """All triggers, oldest first (createdAt, then id); `name` is a case-insensitive substring."""
+        ...
+
+    async def get_trigger(self, trigger_id: str) -> Trigger: ...
+
+    async def create_trigger(self, trigger: Trigger) -> None: ...
+
+    async def delete_trigger(self, trigger_id: str) -> None:
+        """Remove a trigger; its occurrences stay."""
+        ...
+
+    async def replace_yaml_triggers(self, triggers: Sequence[Trigger]) -> ReconcileResult:
+        """Make the stored YAML-sourced triggers equal to `triggers`, in one transaction.
+        A changed trigger keeps its id and createdAt."""
+        ...
+
+    async def begin_occurrences(self, new: Sequence[NewOccurrence]) -> list[Occurrence]:
+        """Insert each as `pending` unless (triggerID, eventID) exists; return the stored rows in
+        input order (existing ones as they are, maybe already final)."""
+        ...
+
+    async def finish_occurrence(self, occurrence_id: str, outcome: Outcome) -> Occurrence: ...
+
+    async def get_occurrence(self, occurrence_id: str) -> Occurrence: ...
+
+    async def list_occurrences(
+        self,
+        trigger_id: str,
+        *,
+        limit: int,
+        before_seq: int | None = None,
+        after_seq: int | None = None,
+    ) -> list[Occurrence]:
+        """Newest first (highest seq first). `before_seq` pages towards older rows, `after_seq`
+        towards newer ones; the result is newest first either way."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    """The end of one runWorkflow call, retries included."""
+
+    attempts: int
+    instance: dict[str, Any] | None = None
+    error: str | None = None
+    status_code: int | None = None
+    transient: bool = False  # the last failure was transient (retries exhausted)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.instance is not None
+
+
+class WorkflowRunner(Protocol):
+    async def run_workflow(
+        self,
+        workflow_id: str,
+        variables: Mapping[str, str],
+        *,
+        idempotency_key: str,
+        traceparent: str | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> CallResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    record: SourceRecord
+    reason: str
+    detail: str
+    trigger_id: str | None = None
+    extra_headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class DeadLetterSink(Protocol):
+    async def publish(self, letter: DeadLetter) -> None:
+        """Durably publish, or raise BrokerError; never drop silently."""
+        ...
+
+
+class Source(Protocol):
+    """Batches of records per partition, and commits of the next offset to read."""
+
+    async def fetch(self, timeout_seconds: float) -> Mapping[tuple[str, int], Sequence[SourceRecord]]: ...
+
+    async def commit(self, offsets: Mapping[tuple[str, int], int]) -> None: ...
+
+    def rewind(self, topic: str, partition: int, offset: int) -> None:
+        """Read again from `offset` (after a failure left later records unhandled)."""
+        ...
+
+    def caught_up(self) -> bool:
+        """True when partitions are assigned and every one has been read to its high-water mark."""
+        ...

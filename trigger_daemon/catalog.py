@@ -43,9 +43,7 @@ class TriggerCatalog:
         """Rebuild the index from the store. Compilation reuses unchanged triggers."""
         async with self._lock:
             triggers = await self._store.list_triggers()
-            compiled = {
-                trigger.id: self._reuse_or_compile(trigger) for trigger in triggers
-            }
+            compiled = {trigger.id: self._reuse_or_compile(trigger) for trigger in triggers}
             self._compiled = compiled
             self._index = TriggerIndex(compiled.values())
 
@@ -54,6 +52,13 @@ class TriggerCatalog:
         if previous is not None and previous.trigger == trigger:
             return previous
         return compile_trigger(trigger)
+
+    @staticmethod
+    def compile_definition(definition: TriggerDefinition) -> CompiledTrigger:
+        """Compile a definition that is not stored (for `test-trigger`)."""
+        return compile_trigger(
+            Trigger(**definition.model_dump(), id="", created_at=datetime.now(UTC))
+        )
 
     async def create(self, definition: TriggerDefinition) -> Trigger:
         """Store an API trigger (already validated) and activate it."""

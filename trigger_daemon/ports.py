@@ -53,7 +53,9 @@ class Store(Protocol):
     async def ping(self) -> None: ...
 
     async def list_triggers(self, *, name: str | None = None) -> list[Trigger]:
-        """All triggers, oldest first (createdAt, then id); `name` is a case-insensitive substring."""
+        """All triggers, oldest first (createdAt, then id).
+
+        `name` filters on a case-insensitive substring."""
         ...
 
     async def get_trigger(self, trigger_id: str) -> Trigger: ...
@@ -138,7 +140,9 @@ class DeadLetterSink(Protocol):
 class Source(Protocol):
     """Batches of records per partition, and commits of the next offset to read."""
 
-    async def fetch(self, timeout_seconds: float) -> Mapping[tuple[str, int], Sequence[SourceRecord]]: ...
+    async def fetch(
+        self, timeout_seconds: float
+    ) -> Mapping[tuple[str, int], Sequence[SourceRecord]]: ...
 
     async def commit(self, offsets: Mapping[tuple[str, int], int]) -> None: ...
 
@@ -146,6 +150,6 @@ class Source(Protocol):
         """Read again from `offset` (after a failure left later records unhandled)."""
         ...
 
-    def caught_up(self) -> bool:
+    async def caught_up(self) -> bool:
         """True when partitions are assigned and every one has been read to its high-water mark."""
         ...

@@ -88,7 +88,7 @@ def event_id(
     partition: int,
     offset: int,
 ) -> str:
-    """The identity that makes redelivery safe: idempotency key, then watermill uuid, then offset."""
+    """Identity that makes redelivery safe: idempotency key, then watermill uuid, then offset."""
     key = envelope.idempotency_key
     if key:
         return f"{envelope.type}:{key}"

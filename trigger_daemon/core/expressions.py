@@ -18,6 +18,7 @@ from typing import Any
 
 import jmespath
 import jmespath.exceptions
+import jmespath.functions
 import jmespath.lexer
 import jmespath.visitor
 
@@ -42,10 +43,10 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-class _SpecInterpreter(jmespath.visitor.TreeInterpreter):  # type: ignore[misc]
+class _SpecInterpreter(jmespath.visitor.TreeInterpreter):
     """TreeInterpreter whose ordering comparisons yield null for non-numbers, per the spec."""
 
-    def visit_comparator(self, node: dict[str, Any], value: Any) -> Any:
+    def visit_comparator(self, node: Any, value: Any) -> Any:
         compare = _ORDERING.get(node["value"])
         if compare is None:
             return super().visit_comparator(node, value)
@@ -57,7 +58,7 @@ class _SpecInterpreter(jmespath.visitor.TreeInterpreter):  # type: ignore[misc]
 
 
 _INTERPRETER = _SpecInterpreter()
-_FUNCTIONS: Mapping[str, Any] = _INTERPRETER._functions.FUNCTION_TABLE
+_FUNCTIONS: Mapping[str, Any] = jmespath.functions.Functions().FUNCTION_TABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +66,7 @@ class Expression:
     """A compiled JMESPath expression and its source text."""
 
     source: str
-    _ast: Mapping[str, Any]
+    _ast: Any  # jmespath's parsed tree
 
     def evaluate(self, document: Mapping[str, Any]) -> Any:
         """Evaluate; any failure (a function given the wrong type, ...) is an ExpressionError."""
@@ -132,7 +133,9 @@ def _reject_quoted_identifier_comparisons(source: str) -> None:
     of a path (`payload."my-field" == 'x'`) is a legitimate field reference.
     """
     try:
-        tokens = [token for token in jmespath.lexer.Lexer().tokenize(source) if token["type"] != "eof"]
+        tokens = [
+            token for token in jmespath.lexer.Lexer().tokenize(source) if token["type"] != "eof"
+        ]
     except jmespath.exceptions.JMESPathError:
         return  # compile() reports lexer errors with their own message
     for index, token in enumerate(tokens):
@@ -145,7 +148,7 @@ def _reject_quoted_identifier_comparisons(source: str) -> None:
         if next_to_comparator and not in_path:
             word = token["value"]
             raise ExpressionError(
-                f'"{word}" is a field name in JMESPath, not a string; write \'{word}\' '
+                f"\"{word}\" is a field name in JMESPath, not a string; write '{word}' "
                 f'for the string (or @."{word}" if you really mean a field)'
             )
 
@@ -156,7 +159,7 @@ def document_for(envelope: Envelope) -> dict[str, Any]:
 
 
 def is_truthy(value: Any) -> bool:
-    """JMESPath truthiness: false, null, "", [] and {} are false; everything else (0 too) is true."""
+    """JMESPath truthiness: false, null, "", [] and {} are false; all else (0 too) is true."""
     if value is None or value is False:
         return False
     if isinstance(value, str | list | dict):

@@ -37,6 +37,7 @@ class Occurrence:
     workflow_instance_id: str | None = None
     workflow_instance: dict[str, Any] | None = None
     error: str | None = None
+    seq: int = 0  # store-assigned insertion order; the API's cursors page on it
 
     @property
     def is_final(self) -> bool:
@@ -61,9 +62,7 @@ class Outcome:
     error: str | None = None
 
     @classmethod
-    def succeeded(
-        cls, instance: dict[str, Any], attempts: int, vars: dict[str, str]
-    ) -> Outcome:
+    def succeeded(cls, instance: dict[str, Any], attempts: int, vars: dict[str, str]) -> Outcome:
         return cls(
             OccurrenceStatus.SUCCEEDED,
             attempts,

@@ -1,4 +1,4 @@
-"""Retry decisions as data: which answers are transient, and how long to wait before the next try."""
+"""Retry decisions as data: which answers are transient, how long to wait before the next try."""
 
 from __future__ import annotations
 

@@ -1,0 +1,111 @@
+"""Config loading: the YAML file, environment overrides, and messages naming file and key."""
+
+from pathlib import Path
+
+import pytest
+
+from trigger_daemon.config import load_config, load_yaml_triggers
+from trigger_daemon.errors import ConfigError
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "trigger-daemon.yaml"
+
+
+def write(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
+    path = tmp_path / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def config_error(path: Path | None) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_yaml_triggers(load_config(path))
+    return str(caught.value)
+
+
+def test_the_example_config_and_its_triggers_are_valid() -> None:
+    config = load_config(EXAMPLE)
+    names = [t.name for t in load_yaml_triggers(config)]
+    assert names == ["large-usd-deposit", "payment-succeeded", "account-flagged-for-review"]
+    assert config.settings.orchestration.api_version == "v2"
+
+
+def test_defaults_need_no_file() -> None:
+    settings = load_config(None).settings
+    assert settings.store.url == "sqlite:///./trigger-daemon.db"
+    assert settings.kafka.topics == ["ledger", "payments"]
+    assert settings.api.port == 8081
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "kafka: {bootstrap_servers: 'file:9092', group_id: g}\n")
+    monkeypatch.setenv("TRIGGER_DAEMON_KAFKA__BOOTSTRAP_SERVERS", "env:9092")
+    monkeypatch.setenv("TRIGGER_DAEMON_KAFKA__TOPICS", "ledger, payments ,x")
+    monkeypatch.setenv("TRIGGER_DAEMON_ORCHESTRATION__RETRY__MAX_ATTEMPTS", "3")
+    settings = load_config(path).settings
+    assert settings.kafka.bootstrap_servers == "env:9092"
+    assert settings.kafka.group_id == "g"
+    assert settings.kafka.topics == ["ledger", "payments", "x"]
+    assert settings.orchestration.retry.max_attempts == 3
+
+
+def test_secrets_do_not_print(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIGGER_DAEMON_ORCHESTRATION__TOKEN", "s3cr3t-token")
+    settings = load_config(None).settings
+    assert "s3cr3t-token" not in repr(settings)
+    assert "s3cr3t-token" not in str(settings.model_dump())
+
+
+def test_bad_values_name_the_file_and_the_key(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "orchestration: {base_url: 'ftp://x', api_version: v3}\nlogging: {formt: json}\n"
+    )
+    message = config_error(path)
+    assert f"{path}: orchestration.base_url: Value error, must start with http://" in message
+    assert f"{path}: orchestration.api_version: Input should be 'v1' or 'v2'" in message
+    assert f"{path}: logging.formt: unknown setting" in message
+
+
+def test_a_bad_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIGGER_DAEMON_API__PORT", "eighty")
+    assert "environment TRIGGER_DAEMON_API__PORT: api.port:" in config_error(None)
+
+
+def test_half_configured_oauth_is_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, "orchestration: {client_id: daemon}\n")
+    assert "OAuth2 needs client_id, client_secret and token_url together" in config_error(path)
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "kafka:\n  topics: [a\n")
+    assert f"{path}: not valid YAML: line" in config_error(path)
+
+
+def test_a_missing_file_is_named(tmp_path: Path) -> None:
+    assert "cannot read the config file" in config_error(tmp_path / "absent.yaml")
+
+
+def test_trigger_problems_name_the_file_the_trigger_and_the_expression(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "- name: ok\n  event: E\n  workflowID: w\n"
+        '- name: broken\n  event: E\n  workflowID: w\n  filter: "a =="\n',
+        "triggers/more.yaml",
+    )
+    path = write(
+        tmp_path,
+        "triggers_files: ['triggers/*.yaml']\n"
+        "triggers:\n  - {event: E, workflowID: w}\n"
+        "  - {name: ok, event: E, workflowID: w}\n",
+    )
+    message = config_error(path)
+    assert f"{path}: triggers[0]: name: is required for YAML triggers" in message
+    more = tmp_path / "triggers" / "more.yaml"
+    assert f"{more}: triggers[1] (broken): filter 'a ==': incomplete" in message
+    assert f"{more}: triggers[0] (ok): name: also used in {path}: triggers[1] (ok)" in message
+    assert len(message.splitlines()) == 3
+
+
+def test_a_glob_matching_nothing_is_reported(tmp_path: Path) -> None:
+    path = write(tmp_path, "triggers_files: ['none/*.yaml']\n")
+    assert "'none/*.yaml' matches no file" in config_error(path)

@@ -1,0 +1,126 @@
+"""JMESPath compilation, evaluation per the specification, truthiness and rendering."""
+
+from typing import Any
+
+import pytest
+
+from trigger_daemon.core.events import Envelope
+from trigger_daemon.core.expressions import (
+    ExpressionError,
+    compile_expression,
+    document_for,
+    is_truthy,
+    render_value,
+)
+
+
+def evaluate(source: str, document: dict[str, Any]) -> Any:
+    return compile_expression(source).evaluate(document)
+
+
+@pytest.mark.parametrize(
+    ("source", "document", "expected"),
+    [
+        ("a > `1`", {"a": "x"}, None),  # the jmespath package raises TypeError here
+        ("a < `1`", {"a": None}, None),
+        ("a >= b", {"a": "2", "b": 1}, None),
+        ("a > `1`", {"a": True}, None),  # booleans are not numbers
+        ("a > b", {"a": "b", "b": "a"}, None),  # strings do not order, per the spec
+        ("a > `1`", {"a": 2}, True),
+        ("a <= `2.5`", {"a": 2}, True),
+        ("to_number(a) > `100`", {"a": "150"}, True),
+        ("a == 'x'", {"a": "x"}, True),
+        ("a != `1`", {"a": "1"}, True),
+    ],
+)
+def test_ordering_comparisons_follow_the_specification(
+    source: str, document: dict[str, Any], expected: Any
+) -> None:
+    assert evaluate(source, document) == expected
+
+
+def test_comparisons_on_big_integers_are_exact() -> None:
+    assert evaluate("a > `9007199254740992`", {"a": 9007199254740993}) is True
+
+
+@pytest.mark.parametrize(
+    ("value", "truthy"),
+    [
+        (None, False),
+        (False, False),
+        ("", False),
+        ([], False),
+        ({}, False),
+        (0, True),
+        (True, True),
+        ("x", True),
+        ([0], True),
+        ({"a": None}, True),
+        (0.0, True),
+    ],
+)
+def test_truthiness_follows_jmespath(value: Any, truthy: bool) -> None:
+    assert is_truthy(value) is truthy
+
+
+@pytest.mark.parametrize(
+    ("value", "rendered"),
+    [
+        ("USD/2", "USD/2"),
+        (2**70 + 1, "1180591620717411303425"),
+        (-5, "-5"),
+        (1.5, "1.5"),
+        (1e21, "1e+21"),
+        (True, "true"),
+        (False, "false"),
+        ({"b": [1, "x"], "a": None}, '{"b":[1,"x"],"a":null}'),
+        ([1, 2], "[1,2]"),
+        ("", ""),
+    ],
+)
+def test_values_render_to_strings(value: Any, rendered: str) -> None:
+    assert render_value(value) == rendered
+
+
+def test_null_does_not_render() -> None:
+    with pytest.raises(ExpressionError, match="null"):
+        render_value(None)
+
+
+def test_document_is_the_envelope_plus_event_holding_the_payload() -> None:
+    raw = {"type": "SAVED_PAYMENT", "app": "payments", "payload": {"status": "SUCCEEDED"}}
+    document = document_for(Envelope(type="SAVED_PAYMENT", payload=raw["payload"], raw=raw))
+    assert evaluate("event.status == 'SUCCEEDED' && payload.status == 'SUCCEEDED'", document)
+    assert evaluate("type", document) == "SAVED_PAYMENT"
+    assert evaluate("app", document) == "payments"
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("", "empty"),
+        ("a ==", "incomplete expression at position 4"),
+        ("a b", "Unexpected token: b"),
+        ("a.`bad", "Unclosed ` delimiter"),
+        ("nope(a)", "unknown function nope()"),
+        ("length(a, b)", "length() takes 1 argument(s), 2 given"),
+        ('event.status == "SUCCEEDED"', "'SUCCEEDED' for the string"),
+        ('"PENDING" != status', "is a field name in JMESPath"),
+        ("[" * 2000 + "]" * 2000, "nested too deeply"),
+        ("a" * 5000, "longer than"),
+    ],
+)
+def test_bad_expressions_are_rejected_with_a_reason(source: str, message: str) -> None:
+    with pytest.raises(ExpressionError, match=None) as caught:
+        compile_expression(source)
+    assert message in str(caught.value)
+
+
+def test_quoted_identifiers_inside_paths_are_fields_and_allowed() -> None:
+    assert evaluate('payload."my-field" == `1`', {"payload": {"my-field": 1}}) is True
+    assert evaluate('@."SUCCEEDED" == `1`', {"SUCCEEDED": 1}) is True
+
+
+def test_a_function_given_the_wrong_type_raises_expression_error() -> None:
+    with pytest.raises(ExpressionError, match="abs"):
+        evaluate("abs(a)", {"a": "text"})

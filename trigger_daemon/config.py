@@ -1,0 +1,294 @@
+"""Settings: one YAML file plus `TRIGGER_DAEMON_<SECTION>__<KEY>` environment overrides.
+
+Loaded once at start. Every problem becomes a ConfigError whose message names the file (or
+the environment variable), the key and what is wrong, so the daemon never starts half-right
+and never shows a traceback for a typo. Secrets are `SecretStr`: they can come from the
+environment only and never print.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+from trigger_daemon.core.retry import RetryPolicy
+from trigger_daemon.core.triggers import TriggerDefinition, parse_definition
+from trigger_daemon.errors import ConfigError, TriggerValidationError
+
+ENV_PREFIX = "TRIGGER_DAEMON_"
+CONFIG_PATH_ENV = "TRIGGER_DAEMON_CONFIG"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str = "localhost:9092"
+    topics: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["ledger", "payments"], min_length=1
+    )
+    group_id: str = "trigger-daemon"
+    client_id: str = "trigger-daemon"
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    # A member silent this long is dropped from the group; a new member's join waits on it
+    # too (Tansu takes about half of it), so tests and the demo shorten it.
+    session_timeout_ms: int = Field(10_000, ge=500)
+    heartbeat_interval_ms: int = Field(3_000, ge=100)
+    dead_letter_topic: str | None = "trigger-daemon-dlq"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> KafkaSettings:
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ValueError("heartbeat_interval_ms must be shorter than session_timeout_ms")
+        return self
+
+    @field_validator("topics", mode="before")
+    @classmethod
+    def _split_comma_list(cls, value: Any) -> Any:
+        # An environment variable can say `ledger,payments` as well as a JSON list.
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            return json.loads(value)
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+class RetrySettings(_Section):
+    max_attempts: int = Field(10, ge=1, le=1000)
+    initial_backoff_seconds: float = Field(0.5, gt=0)
+    max_backoff_seconds: float = Field(60.0, gt=0)
+
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            self.max_attempts, self.initial_backoff_seconds, self.max_backoff_seconds
+        )
+
+
+class OrchestrationSettings(_Section):
+    base_url: str = "http://localhost:8080/api/orchestration"
+    api_version: Literal["v1", "v2"] = "v2"
+    token: SecretStr | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    token_url: str | None = None
+    scopes: list[str] = Field(default_factory=list)
+    timeout_seconds: float = Field(10.0, gt=0)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+
+    @field_validator("base_url", "token_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_authenticate(self) -> OrchestrationSettings:
+        oauth = (self.client_id, self.client_secret, self.token_url)
+        if any(oauth) and not all(oauth):
+            raise ValueError("OAuth2 needs client_id, client_secret and token_url together")
+        if self.token is not None and any(oauth):
+            raise ValueError("set either token or client_id/client_secret/token_url, not both")
+        return self
+
+
+class StoreSettings(_Section):
+    url: str = "sqlite:///./trigger-daemon.db"
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgres://")):
+            raise ValueError("must be sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB")
+        return value
+
+
+class ApiSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8081, ge=0, le=65535)
+
+
+class LoggingSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "console"] = "json"
+
+    @field_validator("level", "format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid"
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    orchestration: OrchestrationSettings = Field(default_factory=OrchestrationSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    shutdown_grace_seconds: float = Field(30.0, ge=0)
+    # Raw here; validated by load_yaml_triggers so messages can name the trigger.
+    triggers: list[Any] = Field(default_factory=list)
+    triggers_files: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file (the file arrives as init kwargs).
+        return (env_settings, init_settings)
+
+
+class LoadedConfig(BaseModel):
+    """Settings plus where they came from, which relative trigger-file globs need."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    settings: Settings
+    path: Path | None
+
+
+def resolve_config_path(path: str | None) -> Path | None:
+    chosen = path or os.environ.get(CONFIG_PATH_ENV)
+    return Path(chosen) if chosen else None
+
+
+def load_config(path: Path | None) -> LoadedConfig:
+    """Read the YAML file (if any) and the environment; raise ConfigError naming every problem."""
+    data = _read_yaml_mapping(path) if path is not None else {}
+    try:
+        settings = Settings(**data)
+    except pydantic.ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+    except SettingsError as exc:
+        # pydantic-settings could not decode a JSON-valued environment variable.
+        raise ConfigError(f"environment: {exc} (complex values are JSON)") from None
+    return LoadedConfig(settings=settings, path=path)
+
+
+def _read_yaml_mapping(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config file must be a mapping of sections")
+    return data
+
+
+def _describe(exc: pydantic.ValidationError, path: Path | None) -> str:
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        env_name = ENV_PREFIX + "__".join(str(part) for part in error["loc"]).upper()
+        origin = f"environment {env_name}" if env_name in os.environ else str(path or "config")
+        what = "unknown setting" if error["type"] == "extra_forbidden" else error["msg"]
+        lines.append(f"{origin}: {key}: {what}")
+    return "\n".join(lines)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else problem
+
+
+def load_yaml_triggers(config: LoadedConfig) -> list[TriggerDefinition]:
+    """Every YAML trigger from the config and its trigger files, validated as one set.
+
+    Any problem anywhere raises ConfigError listing all of them, so nothing partial is applied.
+    """
+    problems: list[str] = []
+    definitions: list[TriggerDefinition] = []
+    seen: dict[str, str] = {}
+    for origin, index, raw in _yaml_trigger_sources(config, problems):
+        where = f"{origin}: triggers[{index}]"
+        name = raw.get("name") if isinstance(raw, dict) else None
+        if isinstance(name, str) and name:
+            where += f" ({name})"
+        try:
+            definition = parse_definition(raw)
+        except TriggerValidationError as exc:
+            problems.extend(f"{where}: {problem}" for problem in exc.problems)
+            continue
+        if not definition.name:
+            problems.append(f"{where}: name: is required for YAML triggers")
+        elif definition.name in seen:
+            problems.append(f"{where}: name: also used in {seen[definition.name]}")
+        else:
+            seen[definition.name] = where
+            definitions.append(definition)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return definitions
+
+
+def _yaml_trigger_sources(config: LoadedConfig, problems: list[str]) -> list[tuple[str, int, Any]]:
+    origin = str(config.path or "config")
+    found = [(origin, index, raw) for index, raw in enumerate(config.settings.triggers)]
+    base = config.path.parent if config.path is not None else Path.cwd()
+    for pattern in config.settings.triggers_files:
+        matches = sorted(glob.glob(str(base / pattern)))
+        if not matches:
+            problems.append(f"{origin}: triggers_files: {pattern!r} matches no file")
+        for file_name in matches:
+            found.extend(_triggers_in_file(Path(file_name), problems))
+    return found
+
+
+def _triggers_in_file(path: Path, problems: list[str]) -> list[tuple[str, int, Any]]:
+    try:
+        data = _read_yaml_any(path)
+    except ConfigError as exc:
+        problems.append(str(exc))
+        return []
+    if isinstance(data, dict) and set(data) == {"triggers"}:
+        data = data["triggers"]
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        problems.append(f"{path}: a triggers file holds a list of triggers (or `triggers:` list)")
+        return []
+    return [(str(path), index, raw) for index, raw in enumerate(data)]
+
+
+def _read_yaml_any(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None

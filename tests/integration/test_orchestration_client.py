@@ -1,0 +1,370 @@
+"""OrchestrationClient against the real stub orchestration API over HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from trigger_daemon.adapters.orchestration import (
+    BearerTokenAuth,
+    ClientCredentialsAuth,
+    OrchestrationClient,
+)
+from trigger_daemon.core.retry import RetryPolicy
+from trigger_daemon.devtools.stub_orchestration import StubOrchestration
+
+FAST_POLICY = RetryPolicy(max_attempts=4, initial_backoff_seconds=0.01, max_backoff_seconds=5.0)
+SECRET = "s3cr3t-never-printed"
+MakeClient = Callable[..., OrchestrationClient]
+
+
+@pytest.fixture
+async def stub() -> AsyncIterator[StubOrchestration]:
+    async with StubOrchestration() as server:
+        yield server
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    """The back-off delays the client asked for, recorded instead of slept."""
+    return []
+
+
+@pytest.fixture
+async def make_client(stub: StubOrchestration, sleeps: list[float]) -> AsyncIterator[MakeClient]:
+    clients: list[OrchestrationClient] = []
+
+    async def record_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    def make(**overrides: Any) -> OrchestrationClient:
+        settings: dict[str, Any] = {
+            "base_url": stub.url,
+            "api_version": "v2",
+            "auth": None,
+            "timeout_seconds": 5.0,
+            "default_policy": FAST_POLICY,
+            "sleep": record_sleep,
+        } | overrides
+        client = OrchestrationClient(**settings)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+def oauth(stub: StubOrchestration, secret: str = SECRET) -> ClientCredentialsAuth:
+    return ClientCredentialsAuth(f"{stub.url}/oauth/token", "daemon", secret, ["orchestration"])
+
+
+async def run(client: OrchestrationClient, workflow_id: str = "review-deposit", **kw: Any) -> Any:
+    return await client.run_workflow(
+        workflow_id, {"txid": "42"}, idempotency_key=kw.pop("key", "trigger-1:event-1"), **kw
+    )
+
+
+async def test_v2_posts_vars_to_the_v2_path_and_returns_the_instance(
+    stub: StubOrchestration, make_client: MakeClient
+) -> None:
+    result = await run(make_client())
+
+    assert result.succeeded
+    assert result.attempts == 1
+    assert result.status_code == 201
+    assert result.error is None
+    assert result.instance["workflowID"] == "review-deposit"
+    assert {"id", "createdAt", "updatedAt", "terminated"} <= result.instance.keys()
+    [call] = stub.calls
+    assert (call.method, call.path, call.api_version) == (
+        "POST",
+        "/v2/workflows/review-deposit/instances",
+        "v2",
+    )
+    assert call.body == {"txid": "42"}
+
+
+@pytest.mark.parametrize(
+    ("api_version", "base_path", "expected_path"),
+    [
+        ("v1", "", "/workflows/review-deposit/instances"),
+        ("v1", "/", "/workflows/review-deposit/instances"),
+        ("v2", "/api/orchestration", "/api/orchestration/v2/workflows/review-deposit/instances"),
+        ("v1", "/api/orchestration/", "/api/orchestration/workflows/review-deposit/instances"),
+    ],
+)
+async def test_path_follows_api_version_and_base_url_with_or_without_slash(
+    stub: StubOrchestration,
+    make_client: MakeClient,
+    api_version: str,
+    base_path: str,
+    expected_path: str,
+) -> None:
+    client = make_client(api_version=api_version, base_url=stub.url + base_path)
+
+    assert (await run(client)).succeeded
+    assert [(c.path, c.api_version) for c in stub.calls] == [(expected_path, api_version)]
+
+
+async def test_workflow_id_is_url_quoted(stub: StubOrchestration, make_client: MakeClient) -> None:
+    result = await run(make_client(), workflow_id="review/deposit now")
+
+    assert result.succeeded
+    assert stub.calls[0].workflow_id == "review/deposit now"
+
+
+async def test_headers_carry_idempotency_key_traceparent_and_authorization(
+    stub: StubOrchestration, make_client: MakeClient
+) -> None:
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    client = make_client(auth=BearerTokenAuth("static-token"))
+
+    await run(client, key="t-9:ledger:7", traceparent=traceparent)
+
+    headers = stub.calls[0].headers
+    assert headers["idempotency-key"] == "t-9:ledger:7"
+    assert headers["traceparent"] == traceparent
+    assert headers["authorization"] == "Bearer static-token"
+    assert headers["content-type"] == "application/json"
+
+
+async def test_no_traceparent_header_without_trace_context(
+    stub: StubOrchestration, make_client: MakeClient
+) -> None:
+    await run(make_client())
+
+    assert "traceparent" not in stub.calls[0].headers
+    assert "authorization" not in stub.calls[0].headers
+
+
+async def test_same_idempotency_key_answers_the_same_instance(
+    stub: StubOrchestration, make_client: MakeClient
+) -> None:
+    client = make_client()
+
+    first, again, other = await run(client), await run(client), await run(client, key="k-2")
+
+    assert first.instance["id"] == again.instance["id"] != other.instance["id"]
+    assert len(stub.calls) == 3
+
+
+async def test_503_then_201_succeeds_on_second_attempt(
+    stub: StubOrchestration, make_client: MakeClient, sleeps: list[float]
+) -> None:
+    stub.fail("review-deposit", 503, times=1)
+
+    result = await run(make_client())
+
+    assert result.succeeded
+    assert result.attempts == 2
+    assert [c.answered_status for c in stub.calls] == [503, 201]
+    assert len({c.idempotency_key for c in stub.calls}) == 1
+    assert len(sleeps) == 1
+    assert 0.0 <= sleeps[0] <= FAST_POLICY.initial_backoff_seconds
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 409, 422])
+async def test_other_4xx_is_permanent_after_one_call_with_the_api_error_message(
+    stub: StubOrchestration, make_client: MakeClient, sleeps: list[float], status: int
+) -> None:
+    stub.fail("review-deposit", status, error_message="workflow not found")
+
+    result = await run(make_client())
+
+    assert not result.succeeded
+    assert not result.transient
+    assert result.attempts == 1
+    assert result.status_code == status
+    assert result.error == f"runWorkflow review-deposit: HTTP {status}: workflow not found"
+    assert len(stub.calls) == 1
+    assert sleeps == []
+
+
+async def test_429_retry_after_is_honoured(
+    stub: StubOrchestration, make_client: MakeClient, sleeps: list[float]
+) -> None:
+    stub.fail(None, 429, times=2, retry_after=3)
+
+    result = await run(make_client())
+
+    assert result.succeeded
+    assert result.attempts == 3
+    assert sleeps == [3.0, 3.0]
+
+
+async def test_retry_after_longer_than_max_backoff_is_capped(
+    stub: StubOrchestration, make_client: MakeClient, sleeps: list[float]
+) -> None:
+    stub.fail(None, 503, times=1, retry_after=3600)
+
+    assert (await run(make_client())).succeeded
+    assert sleeps == [FAST_POLICY.max_backoff_seconds]
+
+
+async def test_retries_exhausted_is_transient_with_max_attempts(
+    stub: StubOrchestration, make_client: MakeClient, sleeps: list[float]
+) -> None:
+    stub.fail(None, 502, error_message="upstream down")
+
+    result = await run(make_client())
+
+    assert not result.succeeded
+    assert result.transient
+    assert result.attempts == FAST_POLICY.max_attempts
+    assert result.status_code == 502
+    assert result.error == "runWorkflow review-deposit: HTTP 502: upstream down"
+    assert len(stub.calls) == FAST_POLICY.max_attempts
+    assert len(sleeps) == FAST_POLICY.max_attempts - 1
+
+
+async def test_per_call_policy_overrides_the_default(
+    stub: StubOrchestration, make_client: MakeClient
+) -> None:
+    stub.fail(None, 500)
+
+    result = await run(make_client(), policy=RetryPolicy(max_attempts=2))
+
+    assert (result.transient, result.attempts, len(stub.calls)) == (True, 2, 2)
+
+
+async def test_connection_refused_is_transient(make_client: MakeClient) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    client = make_client(base_url=f"http://127.0.0.1:{closed_port}")
+
+    result = await run(client)
+
+    assert result.transient
+    assert result.attempts == FAST_POLICY.max_attempts
+    assert result.status_code is None
+    assert result.error.startswith("runWorkflow review-deposit: ConnectError")
+
+
+async def test_timeout_is_transient(stub: StubOrchestration, make_client: MakeClient) -> None:
+    stub.delay_seconds = 0.3
+    client = make_client(timeout_seconds=0.05, default_policy=RetryPolicy(max_attempts=2))
+
+    result = await run(client)
+
+    assert result.transient
+    assert result.attempts == 2
+    assert result.status_code is None
+    assert "ReadTimeout" in result.error
+
+
+async def test_static_bearer_is_accepted(stub: StubOrchestration, make_client: MakeClient) -> None:
+    stub.require_bearer = "right"
+
+    assert (await run(make_client(auth=BearerTokenAuth("right")))).succeeded
+
+
+async def test_wrong_static_bearer_is_a_permanent_401(
+    stub: StubOrchestration, make_client: MakeClient
+) -> None:
+    stub.require_bearer = "right"
+
+    result = await run(make_client(auth=BearerTokenAuth("wrong")))
+
+    assert (result.succeeded, result.transient, result.status_code) == (False, False, 401)
+    assert len(stub.calls) == 1
+    assert "wrong" not in result.error
+
+
+async def test_oauth_token_is_fetched_once_and_cached_across_calls(
+    stub: StubOrchestration, make_client: MakeClient
+) -> None:
+    stub.oauth_clients = {"daemon": SECRET}
+    client = make_client(auth=oauth(stub))
+
+    results = await asyncio.gather(*(run(client, key=f"k-{n}") for n in range(20)))
+    results.append(await run(client, key="k-last"))
+
+    assert all(r.succeeded and r.attempts == 1 for r in results)
+    assert stub.token_requests == 1
+    assert len({c.headers["authorization"] for c in stub.calls}) == 1
+
+
+async def test_oauth_token_is_refreshed_once_after_a_401(
+    stub: StubOrchestration, make_client: MakeClient
+) -> None:
+    stub.oauth_clients = {"daemon": SECRET}
+    client = make_client(auth=oauth(stub))
+    await run(client)
+    stub.revoke_tokens()
+
+    result = await run(client, key="k-2")
+
+    assert result.succeeded
+    assert result.attempts == 1
+    assert stub.token_requests == 2
+    assert [c.answered_status for c in stub.calls] == [201, 401, 201]
+
+
+async def test_oauth_token_is_fetched_again_when_it_expires(
+    stub: StubOrchestration, make_client: MakeClient
+) -> None:
+    stub.oauth_clients = {"daemon": SECRET}
+    stub.token_expires_in = 1  # the client replaces it half-way through its lifetime
+    client = make_client(auth=oauth(stub))
+    await run(client)
+
+    await asyncio.sleep(0.6)
+    result = await run(client, key="k-2")
+
+    assert result.succeeded
+    assert stub.token_requests == 2
+    assert [c.answered_status for c in stub.calls] == [201, 201]
+
+
+async def test_token_endpoint_failure_is_a_transient_failed_attempt(
+    stub: StubOrchestration, make_client: MakeClient
+) -> None:
+    stub.oauth_clients = {"daemon": "another-secret"}
+    client = make_client(auth=oauth(stub), default_policy=RetryPolicy(max_attempts=2))
+
+    result = await run(client)
+
+    assert (result.transient, result.attempts, result.status_code) == (True, 2, None)
+    assert result.error == (
+        "runWorkflow review-deposit: token endpoint answered HTTP 401 (invalid_client)"
+    )
+    assert stub.token_requests == 2
+    assert stub.calls == []
+
+
+async def test_secrets_are_absent_from_reprs(stub: StubOrchestration) -> None:
+    for auth in (oauth(stub), BearerTokenAuth(SECRET)):
+        async with OrchestrationClient(
+            f"http://user:{SECRET}@127.0.0.1:1", "v2", auth, 1.0, FAST_POLICY
+        ) as client:
+            assert SECRET not in repr(auth)
+            assert SECRET not in repr(client)
+
+
+async def test_stub_faults_and_calls_are_driven_over_http(stub: StubOrchestration) -> None:
+    async with httpx.AsyncClient(base_url=stub.url) as control:
+        fault = {"workflow_id": "w", "status": 500, "times": 1, "retry_after": 2}
+        assert (await control.post("/_stub/faults", json=fault)).status_code == 204
+        assert (await control.post("/_stub/faults", json={"status": 200})).status_code == 400
+        first = await control.post("/v2/workflows/w/instances", json={})
+        second = await control.post("/workflows/w/instances", json={"a": "b"})
+        calls = (await control.get("/_stub/calls")).json()
+        assert (await control.delete("/_stub/calls")).status_code == 204
+        assert (await control.delete("/_stub/faults")).status_code == 204
+
+    assert first.status_code == 500
+    assert first.headers["Retry-After"] == "2"
+    assert first.json() == {"errorCode": "INTERNAL", "errorMessage": "injected failure"}
+    assert second.status_code == 201
+    assert [(c["api_version"], c["answered_status"], c["body"]) for c in calls] == [
+        ("v2", 500, {}),
+        ("v1", 201, {"a": "b"}),
+    ]
+    assert stub.calls == []

@@ -1,0 +1,317 @@
+"""The orchestration adapter: runWorkflow over HTTP, behind `ports.WorkflowRunner`.
+
+It owns the pooled httpx client, the retry loop (decisions come from `core.retry`), the
+classification of answers into a `CallResult`, and the two auth schemes (a static bearer
+token, OAuth2 client credentials). httpx errors are converted here, at the boundary:
+nothing from httpx escapes `run_workflow` except cancellation.
+
+Imports only core/, ports, errors and httpx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
+from types import TracebackType
+from typing import Any, Literal, NamedTuple
+from urllib.parse import quote
+
+import httpx
+
+from trigger_daemon.core.retry import (
+    RetryPolicy,
+    backoff_delay,
+    is_transient_status,
+    parse_retry_after,
+)
+from trigger_daemon.errors import ConfigError, WorkflowCallError
+from trigger_daemon.ports import CallResult
+
+_EXCERPT_CHARS = 200
+# A token is replaced this long before the server says it expires (at most half its
+# lifetime), so a request never leaves with a token that dies on the way.
+_EXPIRY_MARGIN_SECONDS = 30.0
+
+
+class BearerTokenAuth(httpx.Auth):
+    """A static `Authorization: Bearer` token."""
+
+    def __init__(self, token: str) -> None:
+        self._header = f"Bearer {token}"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
+
+    def __repr__(self) -> str:
+        return "BearerTokenAuth(token='***')"
+
+
+class ClientCredentialsAuth(httpx.Auth):
+    """OAuth2 client credentials, with the secret sent in the form body.
+
+    The token request is yielded from the auth flow, so it goes through the same client,
+    transport and timeouts as the API call. The token is cached until shortly before it
+    expires and fetched again once when the API answers 401; a lock makes concurrent calls
+    share one fetch. A token endpoint failure raises a retriable `WorkflowCallError`.
+    """
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        scopes: list[str] | None = None,
+    ) -> None:
+        self._token_url = token_url
+        self._client_id = client_id
+        self._scopes = list(scopes or [])
+        self._form = {
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": client_secret,
+        }
+        if self._scopes:
+            self._form["scope"] = " ".join(self._scopes)
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"ClientCredentialsAuth(token_url={self._token_url!r}, "
+            f"client_id={self._client_id!r}, scopes={self._scopes!r})"
+        )
+
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        raise TypeError("ClientCredentialsAuth works with httpx.AsyncClient only")
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        rejected: str | None = None
+        for _ in range(2):  # the first try, then one replay with a fresh token after a 401
+            async with self._lock:
+                if self._needs_token(rejected):
+                    answer = yield self._token_request(request)
+                    await self._accept(answer)
+                token = self._token
+            request.headers["Authorization"] = f"Bearer {token}"
+            response = yield request
+            if response.status_code != httpx.codes.UNAUTHORIZED:
+                return
+            rejected = token
+
+    def _needs_token(self, rejected: str | None) -> bool:
+        """True unless the cached token is alive and is not the one the API just refused
+        (another call may already have replaced that one)."""
+        return (
+            self._token is None or self._token == rejected or time.monotonic() >= self._expires_at
+        )
+
+    def _token_request(self, request: httpx.Request) -> httpx.Request:
+        return httpx.Request(
+            "POST",
+            self._token_url,
+            data=self._form,
+            headers={"Accept": "application/json"},
+            extensions={"timeout": request.extensions.get("timeout", {})},
+        )
+
+    async def _accept(self, answer: httpx.Response) -> None:
+        await answer.aread()
+        token, lifetime = _read_token(answer)
+        self._token = token
+        self._expires_at = (
+            math.inf
+            if lifetime is None
+            else time.monotonic() + lifetime - min(_EXPIRY_MARGIN_SECONDS, lifetime / 2)
+        )
+
+
+class _Answer(NamedTuple):
+    """One attempt's result (attempts not yet counted) and the server's Retry-After."""
+
+    result: CallResult
+    retry_after: float | None = None
+
+
+class OrchestrationClient:
+    """Runs workflows on the Formance orchestration API over one pooled keep-alive client."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_version: Literal["v1", "v2"],
+        auth: httpx.Auth | None,
+        timeout_seconds: float,
+        default_policy: RetryPolicy,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_connections: int = 64,
+    ) -> None:
+        if httpx.URL(base_url).scheme not in ("http", "https"):
+            raise ConfigError("orchestration.base_url must start with http:// or https://")
+        if api_version not in ("v1", "v2"):
+            raise ConfigError(f"orchestration.api_version must be v1 or v2, not {api_version!r}")
+        self._base_url = base_url
+        self._api_version = api_version
+        self._prefix = base_url.rstrip("/") + ("/v2" if api_version == "v2" else "")
+        self._default_policy = default_policy
+        self._sleep = sleep
+        self._client = httpx.AsyncClient(
+            auth=auth,
+            timeout=timeout_seconds,
+            transport=transport,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"OrchestrationClient(base_url={_redacted(self._base_url)!r}, "
+            f"api_version={self._api_version!r}, auth={self._client.auth!r})"
+        )
+
+    async def __aenter__(self) -> OrchestrationClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def run_workflow(
+        self,
+        workflow_id: str,
+        variables: Mapping[str, str],
+        *,
+        idempotency_key: str,
+        traceparent: str | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> CallResult:
+        """Start one instance of `workflow_id`, retrying transient failures per `policy`."""
+        policy = policy or self._default_policy
+        url = f"{self._prefix}/workflows/{quote(workflow_id, safe='')}/instances"
+        headers = {"Idempotency-Key": idempotency_key}
+        if traceparent:
+            headers["traceparent"] = traceparent
+        body = dict(variables)
+        attempt = 1
+        while True:
+            answer = await self._attempt(workflow_id, url, body, headers)
+            if not answer.result.transient or attempt >= policy.max_attempts:
+                return dataclasses.replace(answer.result, attempts=attempt)
+            await self._sleep(backoff_delay(policy, attempt, answer.retry_after))
+            attempt += 1
+
+    async def _attempt(
+        self, workflow_id: str, url: str, body: dict[str, str], headers: dict[str, str]
+    ) -> _Answer:
+        try:
+            response = await self._client.post(url, json=body, headers=headers)
+        except httpx.TransportError as exc:  # connection errors and timeouts
+            return _Answer(_failure(workflow_id, _describe(exc), transient=True))
+        except WorkflowCallError as exc:  # raised by an auth flow (token endpoint)
+            return _Answer(_failure(workflow_id, str(exc), transient=exc.retriable))
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:  # undecodable answer, bad URL
+            return _Answer(_failure(workflow_id, _describe(exc)))
+        return _classify(workflow_id, response)
+
+
+def _classify(workflow_id: str, response: httpx.Response) -> _Answer:
+    status = response.status_code
+    if response.is_success:
+        instance = _instance(response)
+        if instance is None:
+            detail = f"HTTP {status}: the answer is not a JSON object"
+            return _Answer(_failure(workflow_id, detail, status))
+        return _Answer(CallResult(attempts=0, instance=instance, status_code=status))
+    detail = f"HTTP {status}: {_reason(response)}"
+    if not is_transient_status(status):
+        return _Answer(_failure(workflow_id, detail, status))
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    return _Answer(_failure(workflow_id, detail, status, transient=True), retry_after)
+
+
+def _failure(
+    workflow_id: str, detail: str, status: int | None = None, *, transient: bool = False
+) -> CallResult:
+    return CallResult(
+        attempts=0,
+        error=f"runWorkflow {workflow_id}: {detail}",
+        status_code=status,
+        transient=transient,
+    )
+
+
+def _instance(response: httpx.Response) -> dict[str, Any] | None:
+    """The `data` object of a Formance answer, or the whole object when there is none."""
+    body = _json_object(response)
+    if body is None:
+        return None
+    data = body.get("data")
+    return data if isinstance(data, dict) else body
+
+
+def _reason(response: httpx.Response) -> str:
+    """Formance's `errorMessage`, else the start of the body, else the reason phrase."""
+    body = _json_object(response)
+    message = body.get("errorMessage") if body else None
+    if isinstance(message, str) and message:
+        return message
+    excerpt = " ".join(response.text.split())[:_EXCERPT_CHARS]
+    return excerpt or response.reason_phrase
+
+
+def _read_token(answer: httpx.Response) -> tuple[str, float | None]:
+    """The access token and its lifetime in seconds (None: until the API refuses it)."""
+    body = _json_object(answer) or {}
+    token = body.get("access_token")
+    if answer.is_success and isinstance(token, str) and token:
+        return token, _seconds(body.get("expires_in"))
+    oauth_error = body.get("error")
+    reason = f" ({oauth_error})" if isinstance(oauth_error, str) else ""
+    missing = " without an access_token" if answer.is_success else ""
+    raise WorkflowCallError(
+        f"token endpoint answered HTTP {answer.status_code}{missing}{reason}", retriable=True
+    )
+
+
+def _seconds(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        body = response.json()
+    except ValueError:  # not JSON, or not UTF-8
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _describe(exc: Exception) -> str:
+    message = str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _redacted(url: str) -> str:
+    parsed = httpx.URL(url)
+    return str(parsed.copy_with(password="***")) if parsed.password else url

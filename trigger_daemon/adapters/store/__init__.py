@@ -1,0 +1,49 @@
+"""The trigger and occurrence store: `ports.Store` on SQLAlchemy Core, SQLite or PostgreSQL.
+
+Owns the tables (schema.py), their Alembic migrations (migrations/), the engine set-up
+(engine.py) and the queries (sql.py). `open_store(url)` is the one way in: it builds the
+engine, migrates the database to the newest revision and returns a ready `SqlStore`.
+
+Imports only the core, ports and errors of this project, plus SQLAlchemy and Alembic; no
+other adapter.
+"""
+
+from __future__ import annotations
+
+from alembic.util.exc import CommandError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from trigger_daemon.adapters.store.engine import create_engine, writer
+from trigger_daemon.adapters.store.migrations import upgrade_to_head
+from trigger_daemon.adapters.store.sql import SqlStore, store_errors
+from trigger_daemon.errors import StoreError
+
+__all__ = ["SqlStore", "open_store"]
+
+
+async def open_store(url: str) -> SqlStore:
+    """Connect to `url` (sqlite:///PATH, sqlite:///:memory:, postgresql://…), bring its
+    schema to the newest revision, and return the store. Raises ConfigError for a URL this
+    daemon cannot use and StoreError when the database cannot be reached or migrated."""
+    engine = create_engine(url)
+    try:
+        await _migrate(engine)
+    except BaseException:
+        await engine.dispose()
+        raise
+    return SqlStore(engine)
+
+
+async def _migrate(engine: AsyncEngine) -> None:
+    # Name the database for the operator (a first connection fails here); never its password.
+    where = engine.url.render_as_string(hide_password=True)
+    with store_errors(f"open {where}"):
+        async with writer(engine).begin() as conn:
+            try:
+                await conn.run_sync(upgrade_to_head)
+            except CommandError as exc:
+                raise StoreError(
+                    f"store: open {where} failed: {exc} (is the database from a newer "
+                    "trigger-daemon?)",
+                    retriable=False,
+                ) from exc

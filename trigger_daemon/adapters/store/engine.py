@@ -1,0 +1,119 @@
+"""Engines for the store: the URL an operator writes, mapped to an async driver, and SQLite
+set up so that a committed outcome survives an OS crash.
+
+`sqlite:///PATH` becomes aiosqlite, `postgresql://…` becomes asyncpg. SQLite connections run
+in WAL mode with `synchronous=FULL` (the Kafka offset is committed only after the outcome
+write returns, so that write must be on disk), wait on locks instead of failing at once,
+and enforce foreign keys.
+
+The sqlite3 driver's own transaction handling starts no transaction for a SELECT, so a
+read-then-write would not be atomic; here SQLAlchemy emits BEGIN itself, and
+`BEGIN IMMEDIATE` for engines made by `writer()`, which takes the write lock up front so
+two writers queue on `busy_timeout` instead of one failing with "database is locked".
+
+Imports SQLAlchemy and errors only. The URL (it may hold a password) never goes into a
+message.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from trigger_daemon.errors import ConfigError
+
+# How long a SQLite writer waits for another's lock before "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+
+# An execution option read by the SQLite BEGIN hook: this engine's transactions write.
+_WRITE_OPTION = "trigger_daemon_writes"
+
+_compact_json = functools.partial(json.dumps, separators=(",", ":"))
+
+
+def async_url(url: str) -> URL:
+    """The URL with the async driver this project uses for its backend."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            "store.url: not a database URL; use sqlite:///PATH or postgresql://USER@HOST/DB"
+        ) from None
+    driver = _ASYNC_DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise ConfigError(
+            f"store.url: unsupported database {parsed.drivername!r}; "
+            "use sqlite:///PATH or postgresql://USER@HOST/DB"
+        )
+    return parsed.set(drivername=driver)
+
+
+def create_engine(url: str, *, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> AsyncEngine:
+    """An engine for `url`; nothing is connected until first use."""
+    target = async_url(url)
+    try:
+        if target.get_backend_name() == "sqlite":
+            return _sqlite_engine(target, sqlite_busy_timeout_ms)
+        return create_async_engine(target, pool_pre_ping=True, json_serializer=_compact_json)
+    except ImportError as exc:
+        raise ConfigError(
+            f"store.url: the {target.get_driver_name()} driver is not installed "
+            f"(pip install {exc.name or target.get_driver_name()})"
+        ) from None
+
+
+def writer(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine and pool, whose transactions take SQLite's write lock when they begin."""
+    return engine.execution_options(**{_WRITE_OPTION: True})
+
+
+def _sqlite_engine(url: URL, busy_timeout_ms: int) -> AsyncEngine:
+    # A memory database lives in its connection: every checkout must get the same one.
+    pool: dict[str, Any] = {"poolclass": StaticPool} if _is_memory(url) else {}
+    engine = create_async_engine(url, json_serializer=_compact_json, **pool)
+    configure = functools.partial(_configure_sqlite_connection, busy_timeout_ms=busy_timeout_ms)
+    event.listen(engine.sync_engine, "connect", configure)
+    event.listen(engine.sync_engine, "begin", _begin_sqlite_transaction)
+    return engine
+
+
+def _is_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:")
+
+
+def _configure_sqlite_connection(
+    dbapi_connection: Any, _record: Any, *, busy_timeout_ms: int
+) -> None:
+    dbapi_connection.isolation_level = None  # the driver must not emit BEGIN: the hook does
+    pragmas = (
+        f"PRAGMA busy_timeout = {int(busy_timeout_ms)}",  # first: switching to WAL may wait
+        "PRAGMA journal_mode = WAL",
+        "PRAGMA synchronous = FULL",
+        "PRAGMA foreign_keys = ON",
+    )
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in pragmas:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+def _begin_sqlite_transaction(connection: Connection) -> None:
+    writes = connection.get_execution_options().get(_WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")

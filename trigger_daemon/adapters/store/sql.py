@@ -1,0 +1,306 @@
+"""SqlStore: the `ports.Store` of triggers and occurrences on SQLAlchemy Core (async).
+
+One code path serves SQLite and PostgreSQL; the only dialect-specific statement is
+insert-if-absent (`_insert_if_absent`). Writes run in one transaction each, on the writer
+engine (SQLite takes its write lock at BEGIN, see engine.py). Library errors become
+`errors.StoreError` here, at the boundary, with `retriable` set when trying again may help;
+messages name the operation and the driver's reason, never SQL text or the URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from sqlalchemy import Insert, RowMapping, Select, Table, delete, select, text, tuple_, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from trigger_daemon.adapters.store.engine import writer
+from trigger_daemon.adapters.store.rows import (
+    definition_values,
+    occurrence_from_row,
+    outcome_values,
+    pending_values,
+    trigger_from_row,
+    trigger_values,
+)
+from trigger_daemon.adapters.store.schema import occurrences, triggers
+from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, Outcome
+from trigger_daemon.core.triggers import Trigger, TriggerSource
+from trigger_daemon.errors import ConflictError, NotFoundError, StoreError
+from trigger_daemon.ports import ReconcileResult, Store
+
+# Bound parameters per SELECT … IN stay far below every backend's limit.
+_PAIRS_PER_QUERY = 400
+
+
+class SqlStore:
+    """Triggers and occurrences in a SQL database; build one with `open_store(url)`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._writer = writer(engine)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def ping(self) -> None:
+        async with self._reading("ping") as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    # Triggers
+
+    async def list_triggers(self, *, name: str | None = None) -> list[Trigger]:
+        query = select(triggers).order_by(triggers.c.created_at, triggers.c.id)
+        if name:
+            query = query.where(triggers.c.name.ilike(f"%{_escape_like(name)}%", escape="\\"))
+        async with self._reading("list triggers") as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [trigger_from_row(row) for row in rows]
+
+    async def get_trigger(self, trigger_id: str) -> Trigger:
+        query = select(triggers).where(triggers.c.id == trigger_id)
+        async with self._reading("read trigger") as conn:
+            row = (await conn.execute(query)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"trigger {trigger_id} not found")
+        return trigger_from_row(row)
+
+    async def create_trigger(self, trigger: Trigger) -> None:
+        async with self._writing("create trigger") as conn:
+            insert = _insert_if_absent(conn, triggers).values(trigger_values(trigger))
+            inserted = (await conn.execute(insert)).rowcount
+        if not inserted:
+            raise ConflictError(f"trigger {trigger.id} already exists")
+
+    async def delete_trigger(self, trigger_id: str) -> None:
+        async with self._writing("delete trigger") as conn:
+            deleted = await conn.execute(delete(triggers).where(triggers.c.id == trigger_id))
+        if not deleted.rowcount:
+            raise NotFoundError(f"trigger {trigger_id} not found")
+
+    async def replace_yaml_triggers(self, triggers_: Sequence[Trigger]) -> ReconcileResult:
+        wanted = _unique_by_id(triggers_)
+        async with self._writing("reconcile YAML triggers") as conn:
+            plan = _plan_reconcile(await _stored_yaml_triggers(conn), wanted)
+            await _apply_reconcile(conn, plan)
+        return plan.result
+
+    # Occurrences
+
+    async def begin_occurrences(self, new: Sequence[NewOccurrence]) -> list[Occurrence]:
+        if not new:
+            return []
+        # Each pair once, in key order: two writers then lock rows in the same order, which
+        # PostgreSQL needs to avoid deadlocks between overlapping batches.
+        by_pair = {(n.trigger_id, n.event_id): n for n in new}
+        now = datetime.now(UTC)
+        rows = [pending_values(by_pair[pair], now) for pair in sorted(by_pair)]
+        async with self._writing("record occurrences") as conn:
+            await conn.execute(_insert_if_absent(conn, occurrences), rows)
+            stored = await _occurrences_by_pair(conn, sorted(by_pair))
+        return [stored[(n.trigger_id, n.event_id)] for n in new]
+
+    async def finish_occurrence(self, occurrence_id: str, outcome: Outcome) -> Occurrence:
+        change = (
+            update(occurrences)
+            .where(occurrences.c.id == occurrence_id)
+            .values(outcome_values(outcome))
+        )
+        async with self._writing("record outcome") as conn:
+            await conn.execute(change)
+            row = await _occurrence_row(conn, occurrence_id)
+        if row is None:
+            raise NotFoundError(f"occurrence {occurrence_id} not found")
+        return occurrence_from_row(row)
+
+    async def get_occurrence(self, occurrence_id: str) -> Occurrence:
+        async with self._reading("read occurrence") as conn:
+            row = await _occurrence_row(conn, occurrence_id)
+        if row is None:
+            raise NotFoundError(f"occurrence {occurrence_id} not found")
+        return occurrence_from_row(row)
+
+    async def list_occurrences(
+        self,
+        trigger_id: str,
+        *,
+        limit: int,
+        before_seq: int | None = None,
+        after_seq: int | None = None,
+    ) -> list[Occurrence]:
+        query = _occurrence_page(trigger_id, limit, before_seq, after_seq)
+        async with self._reading("list occurrences") as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        page = [occurrence_from_row(row) for row in rows]
+        # Paging towards newer rows reads upwards from the cursor; the answer is newest first.
+        return page[::-1] if after_seq is not None else page
+
+    # Connections
+
+    @asynccontextmanager
+    async def _reading(self, operation: str) -> AsyncIterator[AsyncConnection]:
+        with store_errors(operation):
+            async with self._engine.connect() as conn:
+                yield conn
+
+    @asynccontextmanager
+    async def _writing(self, operation: str) -> AsyncIterator[AsyncConnection]:
+        with store_errors(operation):
+            async with self._writer.begin() as conn:
+                yield conn
+
+
+@contextmanager
+def store_errors(operation: str) -> Iterator[None]:
+    """Turn the database library's errors into StoreError, saying whether a retry may help."""
+    try:
+        yield
+    except (sa_exc.DBAPIError, sa_exc.TimeoutError, OSError) as exc:
+        raise StoreError(
+            f"store: {operation} failed: {_reason(exc)}", retriable=_is_retriable(exc)
+        ) from exc
+
+
+def _reason(exc: BaseException) -> str:
+    # A DBAPIError's own text carries the SQL and its parameters; the driver's does not.
+    cause = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    return f"{type(cause).__name__}: {cause}"
+
+
+def _is_retriable(exc: BaseException) -> bool:
+    """Locks, lost connections and exhausted pools pass; constraint or data errors do not."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(
+            exc, sa_exc.OperationalError | sa_exc.InterfaceError
+        )
+    return True
+
+
+def _insert_if_absent(conn: AsyncConnection, table: Table) -> Insert:
+    """INSERT that skips rows whose key already exists, as the connected dialect spells it."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    raise StoreError(f"store: unsupported database {conn.dialect.name!r}", retriable=False)
+
+
+def _escape_like(text_: str) -> str:
+    return text_.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# YAML reconciliation
+
+
+def _unique_by_id(triggers_: Sequence[Trigger]) -> dict[str, Trigger]:
+    by_id = {trigger.id: trigger for trigger in triggers_}
+    if len(by_id) != len(triggers_):
+        raise ValueError("YAML triggers must have distinct ids (distinct names)")
+    return by_id
+
+
+@dataclass(frozen=True, slots=True)
+class _ReconcilePlan:
+    upsert: list[Trigger]  # added and changed: inserted if absent, then updated
+    removed: list[str]
+    result: ReconcileResult
+
+
+def _plan_reconcile(stored: Mapping[str, Trigger], wanted: Mapping[str, Trigger]) -> _ReconcilePlan:
+    added = [trigger for id_, trigger in wanted.items() if id_ not in stored]
+    changed = [
+        trigger
+        for id_, trigger in wanted.items()
+        if id_ in stored and definition_values(stored[id_]) != definition_values(trigger)
+    ]
+    removed = [id_ for id_ in stored if id_ not in wanted]
+    unchanged = len(wanted) - len(added) - len(changed)
+    result = ReconcileResult(len(added), len(changed), len(removed), unchanged)
+    upsert = sorted(added + changed, key=lambda trigger: trigger.id)  # lock order, as above
+    return _ReconcilePlan(upsert=upsert, removed=sorted(removed), result=result)
+
+
+async def _stored_yaml_triggers(conn: AsyncConnection) -> dict[str, Trigger]:
+    query = select(triggers).where(triggers.c.source == str(TriggerSource.YAML))
+    rows = (await conn.execute(query)).mappings().all()
+    return {row["id"]: trigger_from_row(row) for row in rows}
+
+
+async def _apply_reconcile(conn: AsyncConnection, plan: _ReconcilePlan) -> None:
+    """Insert-if-absent then update, so a concurrent reconcile of the same list cannot fail
+    on a duplicate key; an update never touches created_at or an API trigger."""
+    if plan.upsert:
+        rows = [trigger_values(trigger, TriggerSource.YAML) for trigger in plan.upsert]
+        await conn.execute(_insert_if_absent(conn, triggers), rows)
+    for trigger in plan.upsert:
+        await conn.execute(
+            update(triggers)
+            .where(triggers.c.id == trigger.id, triggers.c.source == str(TriggerSource.YAML))
+            .values(**definition_values(trigger), updated_at=datetime.now(UTC))
+        )
+    if plan.removed:
+        await conn.execute(
+            delete(triggers).where(
+                triggers.c.id.in_(plan.removed), triggers.c.source == str(TriggerSource.YAML)
+            )
+        )
+
+
+# Occurrence queries
+
+
+async def _occurrence_row(conn: AsyncConnection, occurrence_id: str) -> RowMapping | None:
+    query = select(occurrences).where(occurrences.c.id == occurrence_id)
+    return (await conn.execute(query)).mappings().first()
+
+
+async def _occurrences_by_pair(
+    conn: AsyncConnection, pairs: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], Occurrence]:
+    found: dict[tuple[str, str], Occurrence] = {}
+    for start in range(0, len(pairs), _PAIRS_PER_QUERY):
+        chunk = pairs[start : start + _PAIRS_PER_QUERY]
+        key = tuple_(occurrences.c.trigger_id, occurrences.c.event_id)
+        rows = (await conn.execute(select(occurrences).where(key.in_(chunk)))).mappings()
+        for row in rows:
+            found[(row["trigger_id"], row["event_id"])] = occurrence_from_row(row)
+    return found
+
+
+def _occurrence_page(
+    trigger_id: str, limit: int, before_seq: int | None, after_seq: int | None
+) -> Select[Any]:
+    if limit < 0:
+        raise ValueError(f"limit must not be negative, got {limit}")
+    seq = occurrences.c.seq
+    query = select(occurrences).where(occurrences.c.trigger_id == trigger_id).limit(limit)
+    if before_seq is not None:
+        query = query.where(seq < before_seq)
+    if after_seq is not None:
+        return query.where(seq > after_seq).order_by(seq.asc())
+    return query.order_by(seq.desc())
+
+
+if TYPE_CHECKING:
+
+    def _implements_the_store_port(store: SqlStore) -> Store:
+        """mypy checks here that SqlStore has every method of ports.Store, as declared."""
+        return store

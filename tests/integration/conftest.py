@@ -1,0 +1,107 @@
+"""Real parts for integration tests: a Tansu broker per session (each test on its own
+topics), a stub orchestration API over real HTTP per test, and helpers to drive them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from trigger_daemon.devtools.broker import TansuBroker
+from trigger_daemon.devtools.stub_orchestration import StubOrchestration
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[TansuBroker]:
+    tansu = TansuBroker()
+    tansu.start()
+    try:
+        yield tansu
+    finally:
+        tansu.stop()
+
+
+@pytest.fixture
+async def stub() -> AsyncIterator[StubOrchestration]:
+    async with StubOrchestration() as server:
+        yield server
+
+
+@pytest.fixture
+async def topic(broker: TansuBroker) -> str:
+    """A one-partition topic no other test uses (Tansu would auto-create four partitions)."""
+    name = f"ledger-{uuid.uuid4().hex[:12]}"
+    await broker.create_topics([name], partitions=1)
+    return name
+
+
+async def produce(
+    bootstrap: str,
+    topic: str,
+    values: list[bytes],
+    headers: list[tuple[str, bytes]] | None = None,
+    key: bytes | None = None,
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, key=key, headers=headers)
+    finally:
+        await producer.stop()
+
+
+async def read_all(
+    bootstrap: str, topic: str, expected: int, within_seconds: float = 20
+) -> list[Any]:
+    """Every record of partition 0 of `topic`, once at least `expected` are there."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        records: list[Any] = []
+        deadline = time.monotonic() + within_seconds
+        while len(records) < expected and time.monotonic() < deadline:
+            batch = await consumer.getmany(tp, timeout_ms=500)
+            records.extend(batch.get(tp, []))
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def committed_offset(bootstrap: str, group_id: str, topic: str, partition: int = 0) -> int:
+    """The group's committed offset (aiokafka's admin cannot decode Tansu's answer)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        return int(await consumer.committed(tp) or 0)
+    finally:
+        await consumer.stop()
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[bool]] | Callable[[], bool],
+    within_seconds: float = 20,
+    what: str = "condition",
+) -> None:
+    deadline = time.monotonic() + within_seconds
+    while True:
+        result = condition()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)

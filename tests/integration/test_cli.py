@@ -1,0 +1,195 @@
+"""The `trigger-daemon` command as a user runs it: real processes, real broker and stub."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import yaml
+
+from trigger_daemon.core.triggers import yaml_trigger_id
+from trigger_daemon.devtools import events
+from trigger_daemon.devtools.broker import TansuBroker, free_port
+from trigger_daemon.devtools.stub_orchestration import StubOrchestration
+
+from .conftest import produce, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE_CONFIG = REPO / "config" / "trigger-daemon.yaml"
+COMMAND = [str(Path(sys.executable).parent / "trigger-daemon")]
+
+
+def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*COMMAND, *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_DAEMON_")},
+    )
+
+
+def test_validate_accepts_the_example_config() -> None:
+    done = run_cli("validate", "--config", str(EXAMPLE_CONFIG))
+    assert done.returncode == 0, done.stderr
+    assert "configuration valid, 3 YAML trigger(s)" in done.stdout
+
+
+def test_a_bad_config_stops_with_a_message_naming_file_and_key_and_no_traceback(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(
+        "kafka: {topics: []}\n"
+        "triggers:\n  - {name: t, event: E, workflowID: w, filter: 'status == \"DONE\"'}\n"
+    )
+    for command in ("validate", "run"):
+        done = run_cli(command, "--config", str(config))
+        assert done.returncode == 2
+        assert f"{config}: kafka.topics: List should have at least 1 item" in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_trigger_problems_are_all_listed_by_validate(tmp_path: Path) -> None:
+    config = tmp_path / "triggers.yaml"
+    config.write_text(
+        "triggers:\n"
+        "  - {name: a, event: E, workflowID: w, filter: 'status == \"DONE\"'}\n"
+        "  - {name: b, workflowID: w, vars: {x: 'to_string('}}\n"
+    )
+    done = run_cli("validate", "--config", str(config))
+    assert done.returncode == 2
+    assert 'triggers[0] (a): filter \'status == "DONE"\': "DONE" is a field name' in done.stderr
+    assert "triggers[1] (b): event: is required" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_test_trigger_prints_the_match_and_rendered_vars(tmp_path: Path) -> None:
+    event_file = tmp_path / "event.json"
+    event_file.write_text(json.dumps(events.saved_payment("SUCCEEDED", 2**60)))
+    done = run_cli(
+        "test-trigger",
+        "--config",
+        str(EXAMPLE_CONFIG),
+        "--trigger",
+        "payment-succeeded",
+        "--event",
+        str(event_file),
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["filter"] == {"match": True}
+    assert report["variables"]["amount"] == {"value": str(2**60)}
+    assert report["variables"]["provider"] == {"value": "STRIPE"}
+
+
+def test_test_trigger_accepts_a_bare_payload_on_stdin() -> None:
+    done = run_cli(
+        "test-trigger",
+        "--config",
+        str(EXAMPLE_CONFIG),
+        "--trigger",
+        "payment-succeeded",
+        "--event",
+        "-",
+        stdin=json.dumps({"status": "PENDING"}),
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["filter"] == {"match": False}
+    assert "error" in report["variables"]["paymentID"]
+
+
+def test_the_demo_runs_end_to_end() -> None:
+    done = run_cli("demo", "--rounds", "1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "3 workflow runs" in done.stdout
+    for name in ("large-usd-deposit", "payment-succeeded", "account-flagged-for-review"):
+        assert name in done.stdout
+    assert "succeeded" in done.stdout
+    assert "occurrence.succeeded" in done.stderr  # the daemon's own log lines
+
+
+async def test_run_serves_the_api_processes_events_and_stops_cleanly_on_sigterm(
+    broker: TansuBroker, stub: StubOrchestration, topic: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    config = tmp_path / "daemon.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "kafka": {
+                    "bootstrap_servers": broker.bootstrap_servers,
+                    "topics": [topic],
+                    "group_id": topic,
+                    "dead_letter_topic": None,
+                    "session_timeout_ms": 2000,
+                    "heartbeat_interval_ms": 500,
+                },
+                "orchestration": {"base_url": stub.url, "api_version": "v1"},
+                "store": {"url": f"sqlite:///{tmp_path}/store.db"},
+                "api": {"port": port},
+                "triggers": [
+                    {
+                        "name": "succeeded",
+                        "event": "SAVED_PAYMENT",
+                        "filter": "event.status == 'SUCCEEDED'",
+                        "workflowID": "settle",
+                        "vars": {"payment": "event.id"},
+                    }
+                ],
+            }
+        )
+    )
+    process = await asyncio.create_subprocess_exec(
+        *COMMAND,
+        "run",
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api:
+
+            async def healthy() -> bool:
+                try:
+                    return (await api.get("/healthz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await wait_until(healthy, what="the API to answer")
+            await produce(
+                broker.bootstrap_servers,
+                topic,
+                [
+                    events.encode(events.saved_payment("SUCCEEDED", 10)),
+                    events.encode(events.saved_payment("FAILED", 10)),
+                ],
+            )
+            await wait_until(lambda: len(stub.calls) == 1, what="one workflow run")
+            listed = (await api.get("/triggers", params={"name": "SUCC"})).json()["data"]
+            assert [t["name"] for t in listed] == ["succeeded"]
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    log_lines = [json.loads(line) for line in stderr.decode().splitlines() if line.startswith("{")]
+    succeeded = [line for line in log_lines if line["event"] == "occurrence.succeeded"]
+    assert len(succeeded) == 1
+    assert succeeded[0]["workflow_instance_id"]
+    assert succeeded[0]["trigger_id"] == yaml_trigger_id("succeeded")
+    assert {"event_id", "event_type", "trigger_id", "topic", "partition", "offset"} <= set(
+        succeeded[0]
+    )
+    assert any(line["event"] == "daemon.stopped" for line in log_lines)

@@ -1,0 +1,41 @@
+"""Assembles the FastAPI application from the routers, the error mapping and the operator routes."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from trigger_daemon.adapters.api.errors import install_error_handlers
+from trigger_daemon.adapters.api.handlers import TriggerHandlers
+from trigger_daemon.adapters.api.health import ReadinessCheck, health_router
+from trigger_daemon.adapters.api.routes import v1_router, v2_router
+from trigger_daemon.catalog import TriggerCatalog
+from trigger_daemon.ports import Store
+
+GATEWAY_PREFIX = "/api/orchestration"
+
+_DESCRIPTION = (
+    "The trigger endpoints of the Formance orchestration API, served by trigger-daemon. "
+    f"Every v1 and v2 route is also served under `{GATEWAY_PREFIX}`, the path the Formance "
+    "SDKs and gateway use. Errors carry `errorCode` VALIDATION, NOT_FOUND or INTERNAL."
+)
+
+
+def create_api(
+    catalog: TriggerCatalog,
+    store: Store,
+    *,
+    readiness: ReadinessCheck | None = None,
+    version: str,
+) -> FastAPI:
+    """The HTTP API over `catalog` (writes) and `store` (reads).
+
+    `readiness` is awaited by `/readyz` and returns check name → passed; none means always ready.
+    """
+    app = FastAPI(title="trigger-daemon", version=version, description=_DESCRIPTION)
+    handlers = TriggerHandlers(catalog, store, version)
+    for router in (v1_router(handlers), v2_router(handlers)):
+        app.include_router(router)
+        app.include_router(router, prefix=GATEWAY_PREFIX, include_in_schema=False)
+    app.include_router(health_router(readiness))
+    install_error_handlers(app)
+    return app

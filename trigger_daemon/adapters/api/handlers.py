@@ -1,0 +1,159 @@
+"""The operations behind both API versions, once each; `routes` gives them paths and names.
+
+Handlers move data only: decisions (validation, matching, paging) live in the core and in
+`paging`. Errors are raised, never answered here: `errors` turns every one into the wire shape.
+"""
+
+import json
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import HTTPException, Path, Query, Request, Response
+
+from trigger_daemon.adapters.api import schemas
+from trigger_daemon.adapters.api.paging import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    CursorState,
+    OccurrenceHistory,
+    Page,
+    TriggerList,
+    decode_cursor,
+    encode_cursor,
+    paginate,
+)
+from trigger_daemon.catalog import TriggerCatalog
+from trigger_daemon.core.events import Unprocessable
+from trigger_daemon.core.matching import envelope_for_test, explain
+from trigger_daemon.core.triggers import compile_trigger, parse_definition
+from trigger_daemon.ports import Store
+
+# v1 has no paging: it answers the newest occurrences only.
+V1_OCCURRENCES_LIMIT = 100
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+TriggerID = Annotated[str, Path(alias="triggerID", description="The trigger id")]
+NameFilter = Annotated[
+    str | None, Query(description="Search by name: a case-insensitive substring.")
+]
+PageSize = Annotated[
+    int,
+    Query(
+        alias="pageSize",
+        ge=1,
+        le=MAX_PAGE_SIZE,
+        description=f"The maximum number of results per page (at most {MAX_PAGE_SIZE}).",
+    ),
+]
+CursorToken = Annotated[
+    str | None,
+    Query(
+        description="A `next` or `previous` value from an earlier page. It carries the page size "
+        "and the filters, so no other parameter is needed (others are ignored)."
+    ),
+]
+
+
+class TriggerHandlers:
+    def __init__(self, catalog: TriggerCatalog, store: Store, version: str) -> None:
+        self._catalog = catalog
+        self._store = store
+        self._version = version
+
+    async def server_info(self) -> schemas.ServerInfo:
+        return schemas.ServerInfo(version=self._version)
+
+    async def list_triggers(self, name: NameFilter = None) -> schemas.Data[list[schemas.Trigger]]:
+        triggers = await self._store.list_triggers(name=name)
+        return schemas.Data(data=[schemas.Trigger.of(trigger) for trigger in triggers])
+
+    async def list_triggers_page(
+        self,
+        name: NameFilter = None,
+        page_size: PageSize = DEFAULT_PAGE_SIZE,
+        cursor: CursorToken = None,
+    ) -> schemas.CursorResponse[schemas.Trigger]:
+        state = _page_request("triggers", cursor, page_size, name)
+        source = TriggerList(await self._store.list_triggers(name=state.name))
+        page = await paginate(source, state)
+        return _cursor_response(state, page, schemas.Trigger.of)
+
+    async def create_trigger(self, request: Request) -> schemas.Data[schemas.Trigger]:
+        definition = parse_definition(await _read_json(request))
+        trigger = await self._catalog.create(definition)
+        return schemas.Data(data=schemas.Trigger.of(trigger))
+
+    async def read_trigger(self, trigger_id: TriggerID) -> schemas.Data[schemas.Trigger]:
+        trigger = await self._store.get_trigger(trigger_id)
+        return schemas.Data(data=schemas.Trigger.of(trigger))
+
+    async def delete_trigger(self, trigger_id: TriggerID) -> Response:
+        await self._catalog.delete(trigger_id)
+        return Response(status_code=204)
+
+    async def list_occurrences(
+        self, trigger_id: TriggerID
+    ) -> schemas.Data[list[schemas.TriggerOccurrence]]:
+        await self._store.get_trigger(trigger_id)
+        rows = await self._store.list_occurrences(trigger_id, limit=V1_OCCURRENCES_LIMIT)
+        return schemas.Data(data=[schemas.TriggerOccurrence.of(row) for row in rows])
+
+    async def list_occurrences_page(
+        self,
+        trigger_id: TriggerID,
+        page_size: PageSize = DEFAULT_PAGE_SIZE,
+        cursor: CursorToken = None,
+    ) -> schemas.CursorResponse[schemas.TriggerOccurrence]:
+        await self._store.get_trigger(trigger_id)
+        state = _page_request(f"occurrences:{trigger_id}", cursor, page_size)
+        page = await paginate(OccurrenceHistory(self._store, trigger_id), state)
+        return _cursor_response(state, page, schemas.TriggerOccurrence.of)
+
+    async def test_trigger(
+        self, trigger_id: TriggerID, request: Request
+    ) -> schemas.Data[schemas.TriggerTest]:
+        compiled = self._catalog.compiled(trigger_id)
+        if compiled is None:  # not active here yet (created by another replica): compile now
+            compiled = compile_trigger(await self._store.get_trigger(trigger_id))
+        envelope = envelope_for_test(await _read_json(request), compiled.trigger.event)
+        if isinstance(envelope, Unprocessable):
+            raise HTTPException(400, f"the test event cannot be used: {envelope.detail}")
+        return schemas.Data(data=schemas.TriggerTest.of(explain(compiled, envelope)))
+
+
+def _page_request(
+    scope: str, cursor: str | None, page_size: int, name: str | None = None
+) -> CursorState:
+    if cursor:
+        return decode_cursor(cursor, scope)
+    return CursorState(scope=scope, page_size=page_size, name=name)
+
+
+def _cursor_response(
+    state: CursorState, page: Page[T], convert: Callable[[T], U]
+) -> schemas.CursorResponse[U]:
+    cursor = schemas.Cursor(
+        page_size=state.page_size,
+        has_more=page.next is not None,
+        next=encode_cursor(page.next) if page.next else None,
+        previous=encode_cursor(page.previous) if page.previous else None,
+        data=[convert(item) for item in page.items],
+    )
+    return schemas.CursorResponse(cursor=cursor)
+
+
+async def _read_json(request: Request) -> Any:
+    """The body as JSON, integers exact; NaN and Infinity are refused (they are not JSON)."""
+    raw = await request.body()
+    if not raw.strip():
+        raise HTTPException(400, "the request body is empty: send a JSON object")
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant)
+    except ValueError as exc:
+        raise HTTPException(400, f"the request body is not valid JSON: {exc}") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")

@@ -1,0 +1,55 @@
+"""Operator routes, served at the root only: liveness, readiness and Prometheus metrics.
+
+`/healthz` answers whenever the event loop does. `/readyz` runs the readiness callback the
+composition root passes (check name → passed) and answers 503 unless every check passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import structlog
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from trigger_daemon.adapters.api import schemas
+
+ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+
+log = structlog.get_logger()
+
+
+def health_router(readiness: ReadinessCheck | None) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", operation_id="healthz")
+    async def healthz() -> schemas.Health:
+        return schemas.Health(status="ok")
+
+    @router.get(
+        "/readyz",
+        operation_id="readyz",
+        responses={503: {"model": schemas.Readiness, "description": "A check failed"}},
+    )
+    async def readyz(response: Response) -> schemas.Readiness:
+        checks = await _run(readiness)
+        ready = all(checks.values())
+        if not ready:
+            response.status_code = 503
+        return schemas.Readiness(status="ready" if ready else "unavailable", checks=checks)
+
+    @router.get("/metrics", operation_id="metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+async def _run(readiness: ReadinessCheck | None) -> dict[str, bool]:
+    if readiness is None:
+        return {}
+    try:
+        return await readiness()
+    except Exception:
+        log.exception("api_readiness_check_failed")
+        return {"readiness": False}

@@ -1,0 +1,150 @@
+"""The v1 and v2 route tables, with the Formance spec's operation ids.
+
+Each router is mounted twice by `app`: at the root and under `/api/orchestration` (the path the
+SDKs and a Formance gateway use); only the root copy appears in the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter
+
+from trigger_daemon.adapters.api import schemas
+from trigger_daemon.adapters.api.handlers import V1_OCCURRENCES_LIMIT, TriggerHandlers
+from trigger_daemon.core.triggers import TriggerDefinition
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "default": {"model": schemas.Error, "description": "Error"},
+}
+
+# The body is parsed by parse_definition, not by FastAPI, so every problem gets the same
+# message; this documents the same model it validates against.
+_TRIGGER_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": TriggerDefinition.model_json_schema(by_alias=True)}
+        },
+    }
+}
+_TEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": True,
+                    "description": "A full event envelope (with `type` and `payload`), or a "
+                    "bare payload that gets the trigger's event type.",
+                }
+            }
+        },
+    }
+}
+
+
+def v1_router(handlers: TriggerHandlers) -> APIRouter:
+    router = APIRouter(tags=["orchestration.v1"], responses=ERROR_RESPONSES)
+    _add(router, "GET", "/_info", handlers.server_info, "getServerInfo")
+    _add(router, "GET", "/triggers", handlers.list_triggers, "listTriggers")
+    _add(
+        router,
+        "POST",
+        "/triggers",
+        handlers.create_trigger,
+        "createTrigger",
+        status_code=201,
+        openapi_extra=_TRIGGER_BODY,
+    )
+    _add(router, "GET", "/triggers/{triggerID}", handlers.read_trigger, "readTrigger")
+    _add(
+        router,
+        "DELETE",
+        "/triggers/{triggerID}",
+        handlers.delete_trigger,
+        "deleteTrigger",
+        status_code=204,
+    )
+    _add(
+        router,
+        "GET",
+        "/triggers/{triggerID}/occurrences",
+        handlers.list_occurrences,
+        "listTriggersOccurrences",
+        description=f"The newest {V1_OCCURRENCES_LIMIT} occurrences, newest first. "
+        "The v2 route pages through all of them.",
+    )
+    return router
+
+
+def v2_router(handlers: TriggerHandlers) -> APIRouter:
+    router = APIRouter(prefix="/v2", tags=["orchestration.v2"], responses=ERROR_RESPONSES)
+    _add(router, "GET", "/_info", handlers.server_info, "v2GetServerInfo")
+    _add(
+        router,
+        "GET",
+        "/triggers",
+        handlers.list_triggers_page,
+        "v2ListTriggers",
+        description="Triggers oldest first, one page at a time.",
+    )
+    _add(
+        router,
+        "POST",
+        "/triggers",
+        handlers.create_trigger,
+        "v2CreateTrigger",
+        status_code=201,
+        openapi_extra=_TRIGGER_BODY,
+    )
+    _add(router, "GET", "/triggers/{triggerID}", handlers.read_trigger, "v2ReadTrigger")
+    _add(
+        router,
+        "DELETE",
+        "/triggers/{triggerID}",
+        handlers.delete_trigger,
+        "v2DeleteTrigger",
+        status_code=204,
+    )
+    _add(
+        router,
+        "GET",
+        "/triggers/{triggerID}/occurrences",
+        handlers.list_occurrences_page,
+        "v2ListTriggersOccurrences",
+        description="Occurrences newest first, one page at a time.",
+    )
+    _add(
+        router,
+        "POST",
+        "/triggers/{triggerID}/test",
+        handlers.test_trigger,
+        "testTrigger",
+        openapi_extra=_TEST_BODY,
+        description="Evaluate the trigger's filter and vars against an event; nothing runs.",
+    )
+    return router
+
+
+def _add(
+    router: APIRouter,
+    method: str,
+    path: str,
+    endpoint: Callable[..., Any],
+    operation_id: str,
+    *,
+    status_code: int = 200,
+    **options: Any,
+) -> None:
+    router.add_api_route(
+        path,
+        endpoint,
+        methods=[method],
+        operation_id=operation_id,
+        status_code=status_code,
+        response_model_exclude_none=True,
+        **options,
+    )

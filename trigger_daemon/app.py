@@ -1,0 +1,194 @@
+"""The composition root: builds every part from Settings, runs them, shuts them down.
+
+The only module that knows all adapters. Start order: store (migrations), YAML triggers
+reconciled, orchestration client, Kafka, then the API and the pipeline side by side. Stop
+order is the reverse: the pipeline finishes the batch in hand and commits, the consumer
+leaves its group, the API stops, clients close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import AsyncExitStack
+from typing import Any
+
+import httpx
+import structlog
+
+from trigger_daemon import __version__
+from trigger_daemon.adapters.api import create_api, serving
+from trigger_daemon.adapters.kafka import KafkaConnection, KafkaDeadLetters, KafkaSource
+from trigger_daemon.adapters.orchestration import (
+    BearerTokenAuth,
+    ClientCredentialsAuth,
+    OrchestrationClient,
+)
+from trigger_daemon.adapters.store import open_store
+from trigger_daemon.catalog import TriggerCatalog
+from trigger_daemon.config import LoadedConfig, Settings, load_yaml_triggers
+from trigger_daemon.errors import StoreError
+from trigger_daemon.pipeline import LogOnlyDeadLetters, Pipeline
+from trigger_daemon.ports import DeadLetterSink, Store
+
+log = structlog.get_logger("trigger_daemon.app")
+
+
+class Daemon:
+    def __init__(self, config: LoadedConfig) -> None:
+        self._config = config
+        self.api_url: str | None = None
+        self._api_started = asyncio.Event()
+
+    @property
+    def settings(self) -> Settings:
+        return self._config.settings
+
+    async def wait_api_started(self) -> str:
+        await self._api_started.wait()
+        assert self.api_url is not None
+        return self.api_url
+
+    async def run(self, stop: asyncio.Event, *, until_idle: bool = False) -> None:
+        """Run until `stop` is set (or, with `until_idle`, until every record is handled)."""
+        definitions = load_yaml_triggers(self._config)  # ConfigError before touching anything
+        async with AsyncExitStack() as stack:
+            store = await open_store(self.settings.store.url)
+            stack.push_async_callback(store.close)
+            catalog = TriggerCatalog(store)
+            result = await catalog.reconcile_yaml(definitions)
+            log.info(
+                "triggers.reconciled",
+                added=result.added,
+                changed=result.changed,
+                removed=result.removed,
+                unchanged=result.unchanged,
+                active=len(catalog.index),
+            )
+            runner = await stack.enter_async_context(self._orchestration_client())
+            connection = self._kafka_connection()
+            dead_letters = await stack.enter_async_context(self._dead_letters(connection))
+            source = await stack.enter_async_context(self._source(connection))
+            await stack.enter_async_context(self._serve_api(catalog, store))
+            pipeline = Pipeline(source, catalog, store, runner, dead_letters)
+            log.info(
+                "daemon.started",
+                api=self.api_url,
+                topics=self.settings.kafka.topics,
+                group_id=self.settings.kafka.group_id,
+            )
+            await _run_with_grace(
+                pipeline.run(stop, until_idle=until_idle),
+                stop,
+                self.settings.shutdown_grace_seconds,
+            )
+        log.info("daemon.stopped")
+
+    def _orchestration_client(self) -> OrchestrationClient:
+        orchestration = self.settings.orchestration
+        auth: httpx.Auth | None = None
+        if orchestration.token is not None:
+            auth = BearerTokenAuth(orchestration.token.get_secret_value())
+        elif orchestration.client_id and orchestration.client_secret and orchestration.token_url:
+            auth = ClientCredentialsAuth(
+                token_url=orchestration.token_url,
+                client_id=orchestration.client_id,
+                client_secret=orchestration.client_secret.get_secret_value(),
+                scopes=orchestration.scopes or None,
+            )
+        return OrchestrationClient(
+            base_url=orchestration.base_url,
+            api_version=orchestration.api_version,
+            auth=auth,
+            timeout_seconds=orchestration.timeout_seconds,
+            default_policy=orchestration.retry.policy(),
+        )
+
+    def _kafka_connection(self) -> KafkaConnection:
+        kafka = self.settings.kafka
+        return KafkaConnection(
+            bootstrap_servers=kafka.bootstrap_servers,
+            client_id=kafka.client_id,
+            security_protocol=kafka.security_protocol,
+            sasl_mechanism=kafka.sasl_mechanism,
+            sasl_username=kafka.sasl_username,
+            sasl_password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
+            ssl_cafile=kafka.ssl_cafile,
+        )
+
+    @contextlib.asynccontextmanager
+    async def _dead_letters(self, connection: KafkaConnection) -> AsyncIterator[DeadLetterSink]:
+        topic = self.settings.kafka.dead_letter_topic
+        if topic is None:
+            yield LogOnlyDeadLetters()
+            return
+        async with KafkaDeadLetters(connection, topic) as sink:
+            yield sink
+
+    def _source(self, connection: KafkaConnection) -> KafkaSource:
+        kafka = self.settings.kafka
+        return KafkaSource(
+            connection,
+            kafka.topics,
+            kafka.group_id,
+            kafka.auto_offset_reset,
+            session_timeout_ms=kafka.session_timeout_ms,
+            heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+        )
+
+    @contextlib.asynccontextmanager
+    async def _serve_api(self, catalog: TriggerCatalog, store: Store) -> AsyncIterator[None]:
+        async def readiness() -> dict[str, bool]:
+            try:
+                await store.ping()
+            except StoreError:
+                return {"store": False}
+            return {"store": True}
+
+        app = create_api(catalog, store, readiness=readiness, version=__version__)
+        api = self.settings.api
+        async with serving(app, host=api.host, port=api.port) as port:
+            self.api_url = f"http://{api.host}:{port}"
+            self._api_started.set()
+            yield
+
+
+async def _run_with_grace(
+    work: Coroutine[Any, Any, None], stop: asyncio.Event, grace_seconds: float
+) -> None:
+    """Await `work`; once `stop` is set, give it `grace_seconds` to finish, then cancel it.
+
+    Cancelling loses nothing: uncommitted records are read again by whoever owns the
+    partition next, and their pending occurrences retried with the same idempotency key.
+    """
+    task = asyncio.create_task(work, name="pipeline")
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            done, _ = await asyncio.wait({task}, timeout=grace_seconds)
+            if not done:
+                log.warning("daemon.grace_period_over", grace_seconds=grace_seconds)
+                task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        stopping.cancel()
+        task.cancel()
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    """SIGTERM and Ctrl-C ask for a graceful stop; a second one is the operator insisting."""
+    loop = asyncio.get_running_loop()
+
+    def request_stop(signum: signal.Signals) -> None:
+        if stop.is_set():
+            log.warning("daemon.forced_exit", signal=signum.name)
+            raise SystemExit(130)
+        log.info("daemon.stopping", signal=signum.name)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, request_stop, signum)

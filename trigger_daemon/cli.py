@@ -1,0 +1,176 @@
+"""The `trigger-daemon` command: run, validate, test-trigger, demo. Thin: parses arguments,
+loads config, calls app/config/core, and turns known errors into messages and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from trigger_daemon import __version__
+from trigger_daemon.config import (
+    LoadedConfig,
+    load_config,
+    load_yaml_triggers,
+    resolve_config_path,
+)
+from trigger_daemon.core.events import Unprocessable
+from trigger_daemon.core.matching import envelope_for_test, explain
+from trigger_daemon.errors import BrokerError, ConfigError, StoreError
+from trigger_daemon.observability import configure_logging
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    command: Callable[[argparse.Namespace], int] = args.command
+    try:
+        return command(args)
+    except ConfigError as exc:
+        _error("configuration error", str(exc))
+        return EXIT_USAGE
+    except (BrokerError, StoreError) as exc:
+        _error("cannot run", str(exc))
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trigger-daemon",
+        description="Turns Formance ledger and payment events into orchestration workflow runs.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def config_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--config", metavar="PATH", help="YAML config file (default: $TRIGGER_DAEMON_CONFIG)"
+        )
+
+    run = commands.add_parser("run", help="run the daemon")
+    config_option(run)
+    run.set_defaults(command=_run)
+
+    validate = commands.add_parser("validate", help="check a config and its triggers")
+    config_option(validate)
+    validate.set_defaults(command=_validate)
+
+    test = commands.add_parser("test-trigger", help="evaluate a YAML trigger against an event file")
+    config_option(test)
+    test.add_argument("--trigger", required=True, metavar="NAME", help="the trigger's name")
+    test.add_argument(
+        "--event",
+        required=True,
+        metavar="FILE",
+        help="a JSON event (a full envelope or a bare payload); - for stdin",
+    )
+    test.set_defaults(command=_test_trigger)
+
+    demo = commands.add_parser(
+        "demo", help="run everything locally: broker, stub orchestration API, daemon, events"
+    )
+    demo.add_argument("--rounds", type=int, default=4, help="event rounds to publish")
+    demo.add_argument(
+        "--triggers",
+        type=Path,
+        metavar="DIR",
+        help="directory of trigger YAML files (default: the example triggers)",
+    )
+    demo.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="keep the daemon and its API up after the demo events",
+    )
+    demo.set_defaults(command=_demo)
+    return parser
+
+
+def _load(args: argparse.Namespace) -> LoadedConfig:
+    return load_config(resolve_config_path(args.config))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from trigger_daemon.app import Daemon, install_stop_signals  # heavy imports, run only
+
+    config = _load(args)
+    load_yaml_triggers(config)  # fail fast, before logging is redirected
+    configure_logging(config.settings.logging.level, config.settings.logging.format)
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        await Daemon(config).run(stop)
+
+    asyncio.run(serve())
+    return EXIT_OK
+
+
+def _validate(args: argparse.Namespace) -> int:
+    config = _load(args)
+    triggers = load_yaml_triggers(config)
+    where = config.path or "environment/defaults"
+    print(f"{where}: configuration valid, {len(triggers)} YAML trigger(s)")
+    return EXIT_OK
+
+
+def _test_trigger(args: argparse.Namespace) -> int:
+    from trigger_daemon.catalog import TriggerCatalog
+
+    config = _load(args)
+    definitions = {d.name: d for d in load_yaml_triggers(config)}
+    definition = definitions.get(args.trigger)
+    if definition is None:
+        known = ", ".join(sorted(name for name in definitions if name)) or "none"
+        _error("unknown trigger", f"{args.trigger!r} is not in the config (known: {known})")
+        return EXIT_USAGE
+    body = _read_event(args.event)
+    envelope = envelope_for_test(body, definition.event)
+    if isinstance(envelope, Unprocessable):
+        _error("unprocessable event", envelope.detail)
+        return EXIT_USAGE
+    report = explain(TriggerCatalog.compile_definition(definition), envelope)
+    result = {
+        "trigger": definition.name,
+        "filter": {
+            "match": report.match,
+            **({"error": report.filter_error} if report.filter_error else {}),
+        },
+        "variables": {
+            name: ({"value": var.value} if var.error is None else {"error": var.error})
+            for name, var in report.variables.items()
+        },
+    }
+    print(json.dumps(result, indent=2))
+    return EXIT_OK
+
+
+def _read_event(source: str) -> object:
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read the event file: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{source}: not valid JSON: {exc}") from None
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from trigger_daemon.devtools import demo
+
+    configure_logging("info", "console")
+    return demo.main(args.rounds, args.triggers, args.keep_running)
+
+
+def _error(title: str, detail: str) -> None:
+    lines = detail.splitlines() or [""]
+    print(f"trigger-daemon: {title}:", file=sys.stderr)
+    for line in lines:
+        print(f"  {line}", file=sys.stderr)

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from trigger_daemon.adapters.store import open_store
@@ -20,7 +21,7 @@ from trigger_daemon.devtools import events
 from trigger_daemon.devtools.broker import TansuBroker
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 
-from .conftest import committed_offset, produce, read_all
+from .conftest import committed_offset, produce, read_all, wait_until
 
 BIG_AMOUNT = 2**64 + 3
 
@@ -304,3 +305,46 @@ async def test_events_without_idempotency_key_use_the_watermill_uuid(
     await run_daemon([DEPOSIT_TRIGGER])
     [occurrence] = await occurrences(tmp_path, "large-deposit")
     assert occurrence.event_id == message_uuid
+
+
+async def test_a_trigger_created_through_the_api_fires_without_restart(
+    broker: TansuBroker, stub: StubOrchestration, topic: str, tmp_path: Path
+) -> None:
+    settings = Settings.model_validate(
+        {
+            "kafka": {
+                "bootstrap_servers": broker.bootstrap_servers,
+                "topics": [topic],
+                "group_id": topic,
+                "dead_letter_topic": None,
+                "session_timeout_ms": 2000,
+                "heartbeat_interval_ms": 500,
+            },
+            "orchestration": {"base_url": stub.url},
+            "store": {"url": f"sqlite:///{tmp_path}/store.db"},
+            "api": {"port": 0},
+        }
+    )
+    daemon = Daemon(LoadedConfig(settings=settings, path=None))
+    stop = asyncio.Event()
+    running = asyncio.create_task(daemon.run(stop))
+    try:
+        api_url = await asyncio.wait_for(daemon.wait_api_started(), timeout=30)
+        async with httpx.AsyncClient(base_url=api_url) as api:
+            created = await api.post(
+                "/api/orchestration/v2/triggers",
+                json={
+                    "event": "SAVED_PAYMENT",
+                    "workflowID": "settle",
+                    "filter": "event.status == 'SUCCEEDED'",
+                    "vars": {"id": "event.id"},
+                },
+            )
+            assert created.status_code == 201, created.text
+        payment = events.saved_payment("SUCCEEDED", 10)
+        await produce(broker.bootstrap_servers, topic, [events.encode(payment)])
+        await wait_until(lambda: len(stub.calls) == 1, what="the API trigger to fire")
+        assert stub.calls[0].body == {"id": payment["payload"]["id"]}
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, timeout=30)

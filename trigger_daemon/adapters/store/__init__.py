@@ -10,6 +10,8 @@ other adapter.
 
 from __future__ import annotations
 
+import asyncio
+
 from alembic.util.exc import CommandError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,17 +23,33 @@ from trigger_daemon.errors import StoreError
 __all__ = ["SqlStore", "open_store"]
 
 
+_OPEN_ATTEMPTS = 6
+
+
 async def open_store(url: str) -> SqlStore:
     """Connect to `url` (sqlite:///PATH, sqlite:///:memory:, postgresql://…), bring its
     schema to the newest revision, and return the store. Raises ConfigError for a URL this
     daemon cannot use and StoreError when the database cannot be reached or migrated."""
     engine = create_engine(url)
     try:
-        await _migrate(engine)
+        await _migrate_with_retries(engine)
     except BaseException:
         await engine.dispose()
         raise
     return SqlStore(engine)
+
+
+async def _migrate_with_retries(engine: AsyncEngine) -> None:
+    """Retry a retriable failure at start: a database still starting, or (SQLite) another
+    process switching a new file to WAL at the same moment, which busy_timeout does not cover."""
+    for attempt in range(1, _OPEN_ATTEMPTS + 1):
+        try:
+            await _migrate(engine)
+            return
+        except StoreError as exc:
+            if not exc.retriable or attempt == _OPEN_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.1 * 2**attempt)
 
 
 async def _migrate(engine: AsyncEngine) -> None:

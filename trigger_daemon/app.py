@@ -27,10 +27,12 @@ from trigger_daemon.adapters.orchestration import (
     OrchestrationClient,
 )
 from trigger_daemon.adapters.store import open_store
+from trigger_daemon.calls import WorkflowCaller
 from trigger_daemon.catalog import TriggerCatalog
 from trigger_daemon.config import LoadedConfig, Settings, load_yaml_triggers
 from trigger_daemon.errors import StoreError
-from trigger_daemon.pipeline import LogOnlyDeadLetters, Pipeline
+from trigger_daemon.handler import LogOnlyDeadLetters, RecordHandler
+from trigger_daemon.pipeline import Pipeline
 from trigger_daemon.ports import DeadLetterSink, Store
 
 log = structlog.get_logger("trigger_daemon.app")
@@ -67,12 +69,19 @@ class Daemon:
                 unchanged=result.unchanged,
                 active=len(catalog.index),
             )
-            runner = await stack.enter_async_context(self._orchestration_client())
+            api = await stack.enter_async_context(self._orchestration_client())
             connection = self._kafka_connection()
             dead_letters = await stack.enter_async_context(self._dead_letters(connection))
             source = await stack.enter_async_context(self._source(connection))
             await stack.enter_async_context(self._serve_api(catalog, store))
-            pipeline = Pipeline(source, catalog, store, runner, dead_letters)
+            caller = WorkflowCaller(api, self.settings.orchestration.retry.policy())
+            handler = RecordHandler(catalog, store, caller, dead_letters)
+            pipeline = Pipeline(
+                source,
+                handler,
+                max_in_flight=self.settings.pipeline.max_in_flight,
+                must_pause=lambda: caller.breaker.is_open,
+            )
             log.info(
                 "daemon.started",
                 api=self.api_url,
@@ -103,7 +112,6 @@ class Daemon:
             api_version=orchestration.api_version,
             auth=auth,
             timeout_seconds=orchestration.timeout_seconds,
-            default_policy=orchestration.retry.policy(),
         )
 
     def _kafka_connection(self) -> KafkaConnection:

@@ -138,6 +138,12 @@ class LoggingSettings(_Section):
         return value.lower() if isinstance(value, str) else value
 
 
+class PipelineSettings(_Section):
+    # Records fetched but not yet finished; fetching pauses at this many, so memory stays
+    # flat whatever the backlog. Concurrency comes from distinct ordering keys.
+    max_in_flight: int = Field(512, ge=1, le=100_000)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid"
@@ -148,6 +154,7 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     shutdown_grace_seconds: float = Field(30.0, ge=0)
     # Raw here; validated by load_yaml_triggers so messages can name the trigger.
     triggers: list[Any] = Field(default_factory=list)

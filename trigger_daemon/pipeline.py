@@ -1,242 +1,207 @@
-"""The per-record flow: record → envelope → matches → vars → runWorkflow → outcome → commit.
+"""Scheduling records: key-ordered concurrency, bounded work, commits that never skip.
 
-Works over the protocols of `ports` only. Within a partition records are handled in order;
-partitions of one fetched batch run concurrently. A partition's offset is committed only up
-to the last record whose outcome is durable; a record whose handling failed (store or broker
-trouble) is read again after a back-off, so nothing is lost, and its finished occurrences are
-not run twice because the store remembers them.
+Each fetched record joins the queue of its ordering key (the Kafka record key, or its
+partition when it has none); one worker per key handles its queue in order, so records of
+a key reach the API in order while other keys run beside them. Offsets are committed at each
+partition's longest finished prefix (`core.offsets`). Fetching pauses while `max_in_flight`
+records are queued or the orchestration circuit is open.
+
+A record whose handling fails (store or broker trouble) is tried again in place after a
+back-off: its key waits, its partition's commit point does not pass it, and nothing is lost.
+Before partitions move to another member, their queued records are dropped (the next owner
+reads them again), the ones being handled are finished, and the commit point is committed.
+Imports the handler and the ports only.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Any
+import time
+from collections import deque
+from collections.abc import Callable
 
 import structlog
 
 from trigger_daemon import observability as metrics
-from trigger_daemon.catalog import TriggerCatalog
-from trigger_daemon.core.events import Envelope, Unprocessable, decode, event_id
-from trigger_daemon.core.expressions import ExpressionError, document_for
-from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, OccurrenceStatus, Outcome
-from trigger_daemon.core.triggers import CompiledTrigger
-from trigger_daemon.ports import (
-    CallResult,
-    DeadLetter,
-    DeadLetterSink,
-    Source,
-    SourceRecord,
-    Store,
-    WorkflowRunner,
-)
+from trigger_daemon.core.offsets import PartitionProgress
+from trigger_daemon.errors import BrokerError
+from trigger_daemon.handler import RecordHandler
+from trigger_daemon.ports import Source, SourceRecord
 
 log = structlog.get_logger("trigger_daemon.pipeline")
 
-FETCH_TIMEOUT_SECONDS = 0.5
-WORKFLOW_FAILED_REASON = "workflow-call-failed"
-_MAX_FAILURE_BACKOFF_SECONDS = 30.0
+FETCH_TIMEOUT_SECONDS = 0.2
+COMMIT_INTERVAL_SECONDS = 0.2
+_MAX_RETRY_BACKOFF_SECONDS = 30.0
+
+Partition = tuple[str, int]
+OrderingKey = tuple[str, int, bytes | None]
 
 
 class Pipeline:
     def __init__(
         self,
         source: Source,
-        catalog: TriggerCatalog,
-        store: Store,
-        runner: WorkflowRunner,
-        dead_letters: DeadLetterSink,
+        handler: RecordHandler,
+        *,
+        max_in_flight: int = 512,
+        revoke_timeout_seconds: float = 20.0,
+        must_pause: Callable[[], bool] = lambda: False,
     ) -> None:
         self._source = source
-        self._catalog = catalog
-        self._store = store
-        self._runner = runner
-        self._dead_letters = dead_letters
-        self._consecutive_failures = 0
+        self._handler = handler
+        self._max_in_flight = max_in_flight
+        self._revoke_timeout = revoke_timeout_seconds
+        self._must_pause = must_pause
+        self._progress: dict[Partition, PartitionProgress] = {}
+        self._queues: dict[OrderingKey, deque[SourceRecord]] = {}
+        self._workers: dict[OrderingKey, asyncio.Task[None]] = {}
+        self._revoking: set[Partition] = set()
+        self._uncommitted: set[Partition] = set()
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._last_commit = 0.0
+        source.set_revocation_handler(self._on_revoked)
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
 
     async def run(self, stop: asyncio.Event, *, until_idle: bool = False) -> None:
-        """Consume until `stop` is set, or (for tests and the demo) until caught up."""
-        while not stop.is_set():
-            batches = await self._source.fetch(FETCH_TIMEOUT_SECONDS)
-            if batches:
-                await self._handle_batches(batches)
-            elif until_idle and await self._source.caught_up():
-                return
+        """Consume until `stop` is set (or, with `until_idle`, until caught up), then let the
+        records in hand finish and commit. Cancelling it abandons unfinished records safely."""
+        try:
+            while not stop.is_set():
+                await self._fetch_and_dispatch()
+                await self._commit(force=False)
+                if until_idle and self._in_flight == 0 and await self._source.caught_up():
+                    break
+            self._source.pause()
+            await self._idle.wait()
+        finally:
+            await self._stop_workers()
+            await self._commit(force=True)
 
-    async def _handle_batches(
-        self, batches: Mapping[tuple[str, int], Sequence[SourceRecord]]
-    ) -> None:
-        partitions = list(batches.items())
-        done = await asyncio.gather(*(self._handle_partition(records) for _, records in partitions))
-        commits = {
-            tp: offset
-            for (tp, _), offset in zip(partitions, done, strict=True)
-            if offset is not None
-        }
-        await self._source.commit(commits)
-        if len(commits) < len(partitions):
-            await self._back_off()
+    async def _fetch_and_dispatch(self) -> None:
+        if self._in_flight >= self._max_in_flight or self._must_pause():
+            self._source.pause()
         else:
-            self._consecutive_failures = 0
+            self._source.resume()
+        try:
+            batches = await self._source.fetch(FETCH_TIMEOUT_SECONDS)
+        except BrokerError as exc:
+            log.warning("fetch.failed", error=str(exc))
+            await asyncio.sleep(1.0)
+            return
+        for records in batches.values():
+            for record in records:
+                self._dispatch(record)
 
-    async def _handle_partition(self, records: Sequence[SourceRecord]) -> int | None:
-        """Handle records in order; return the next offset to commit (None if none is done)."""
-        next_offset: int | None = None
-        for record in records:
-            metrics.IN_FLIGHT.inc()
+    def _dispatch(self, record: SourceRecord) -> None:
+        partition = (record.topic, record.partition)
+        self._progress.setdefault(partition, PartitionProgress()).start(record.offset)
+        key = (record.topic, record.partition, record.key)
+        self._queues.setdefault(key, deque()).append(record)
+        self._in_flight += 1
+        metrics.IN_FLIGHT.set(self._in_flight)
+        self._idle.clear()
+        if key not in self._workers:
+            self._workers[key] = asyncio.create_task(self._work(key), name=f"key-{key}")
+
+    async def _work(self, key: OrderingKey) -> None:
+        queue = self._queues[key]
+        try:
+            while queue and key[:2] not in self._revoking:
+                record = queue[0]
+                await self._handle_until_done(record)
+                queue.popleft()
+                self._finished(record)
+        finally:
+            if self._workers.get(key) is asyncio.current_task():
+                del self._workers[key]
+                if not queue:
+                    self._queues.pop(key, None)
+
+    async def _handle_until_done(self, record: SourceRecord) -> None:
+        failures = 0
+        while True:
             try:
-                await self.handle_record(record)
+                await self._handler.handle(record)
+                return
             except Exception:
+                failures += 1
                 log.exception(
                     "record.failed_will_retry",
                     topic=record.topic,
                     partition=record.partition,
                     offset=record.offset,
+                    failures=failures,
                 )
-                self._source.rewind(record.topic, record.partition, record.offset)
-                break
-            finally:
-                metrics.IN_FLIGHT.dec()
-            next_offset = record.offset + 1
-        return next_offset
+                await asyncio.sleep(min(_MAX_RETRY_BACKOFF_SECONDS, 0.25 * 2 ** (failures - 1)))
 
-    async def _back_off(self) -> None:
-        self._consecutive_failures += 1
-        delay = min(_MAX_FAILURE_BACKOFF_SECONDS, 0.5 * 2 ** (self._consecutive_failures - 1))
-        await asyncio.sleep(delay)
+    def _finished(self, record: SourceRecord) -> None:
+        partition = (record.topic, record.partition)
+        progress = self._progress.get(partition)
+        if progress is not None:
+            progress.finish(record.offset)
+            self._uncommitted.add(partition)
+        self._left(1)
 
-    async def handle_record(self, record: SourceRecord) -> None:
-        """Take one record to a durable outcome, or raise (then it is read again)."""
-        metrics.EVENTS_CONSUMED.labels(record.topic).inc()
-        decoded = decode(record.value)
-        if isinstance(decoded, Unprocessable):
-            await self._dead_letter(DeadLetter(record, decoded.reason.value, decoded.detail))
+    def _left(self, count: int) -> None:
+        self._in_flight -= count
+        metrics.IN_FLIGHT.set(self._in_flight)
+        if self._in_flight == 0:
+            self._idle.set()
+
+    async def _commit(self, *, force: bool, only: set[Partition] | None = None) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_commit < COMMIT_INTERVAL_SECONDS:
             return
-        document = document_for(decoded)
-        match = self._catalog.index.match(decoded, document)
-        for failure in match.filter_failures:
-            metrics.FILTER_ERRORS.labels(failure.trigger_id).inc()
-            log.warning(
-                "filter.failed",
-                trigger_id=failure.trigger_id,
-                error=failure.error,
-                event_type=decoded.type,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-            )
-        if not match.triggers:
+        partitions = self._uncommitted if only is None else self._uncommitted & only
+        offsets = {
+            partition: point
+            for partition in partitions
+            if (point := self._progress[partition].commit_point) is not None
+        }
+        if not offsets:
             return
-        metrics.EVENTS_MATCHED.labels(decoded.type).inc()
-        identity = event_id(
-            decoded, record.headers_map, record.topic, record.partition, record.offset
-        )
-        now = datetime.now(UTC)
-        occurrences = await self._store.begin_occurrences(
-            [NewOccurrence(c.trigger.id, identity, decoded.raw, now) for c in match.triggers]
-        )
-        for compiled, occurrence in zip(match.triggers, occurrences, strict=True):
-            if not occurrence.is_final:
-                await self._run(compiled, occurrence, decoded, document, record)
-
-    async def _run(
-        self,
-        compiled: CompiledTrigger,
-        occurrence: Occurrence,
-        envelope: Envelope,
-        document: dict[str, Any],
-        record: SourceRecord,
-    ) -> None:
         try:
-            variables = compiled.render_vars(document)
-        except ExpressionError as exc:
-            outcome = Outcome.failed(str(exc), occurrence.attempts)
-        else:
-            result = await self._call(compiled, variables, occurrence, record)
-            outcome = _outcome_of(result, occurrence, variables)
-            if not result.succeeded and result.transient:
-                # Before the outcome write: if this publish fails the record is read again
-                # and the still-pending occurrence retried, so the letter is never lost.
-                await self._dead_letter(
-                    DeadLetter(
-                        record,
-                        WORKFLOW_FAILED_REASON,
-                        result.error or "",
-                        trigger_id=compiled.trigger.id,
-                    )
-                )
-        finished = await self._store.finish_occurrence(occurrence.id, outcome)
-        metrics.OCCURRENCES.labels(finished.status.value).inc()
-        _log_outcome(finished, envelope, record)
+            await self._source.commit(offsets)
+        except BrokerError as exc:
+            log.warning("commit.failed", error=str(exc))  # committed later, or re-read
+            return
+        self._uncommitted -= offsets.keys()
+        self._last_commit = now
 
-    async def _call(
-        self,
-        compiled: CompiledTrigger,
-        variables: dict[str, str],
-        occurrence: Occurrence,
-        record: SourceRecord,
-    ) -> CallResult:
-        traceparent = record.header("traceparent")
-        with metrics.WORKFLOW_CALL_DURATION.time():
-            result = await self._runner.run_workflow(
-                compiled.trigger.workflow_id,
-                variables,
-                idempotency_key=occurrence.idempotency_key,
-                traceparent=traceparent.decode("ascii", "replace") if traceparent else None,
-            )
-        outcome = (
-            "succeeded"
-            if result.succeeded
-            else ("transient_error" if result.transient else "permanent_error")
-        )
-        metrics.WORKFLOW_CALLS.labels(outcome).inc()
-        return result
+    async def _on_revoked(self, partitions: set[Partition]) -> None:
+        """Before `partitions` move: drop their queued records, finish the ones being
+        handled (bounded by the revoke timeout), commit, and forget them."""
+        self._revoking |= partitions
+        try:
+            workers = [task for key, task in self._workers.items() if key[:2] in partitions]
+            if workers:
+                _, late = await asyncio.wait(workers, timeout=self._revoke_timeout)
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*late, return_exceptions=True)
+            await self._commit(force=True, only=partitions)
+            self._forget(partitions)
+        finally:
+            self._revoking -= partitions
+        log.info("partitions.revoked", partitions=sorted(f"{t}/{p}" for t, p in partitions))
 
-    async def _dead_letter(self, letter: DeadLetter) -> None:
-        await self._dead_letters.publish(letter)
-        metrics.DEAD_LETTERS.labels(letter.reason).inc()
-        context = {"trigger_id": letter.trigger_id} if letter.trigger_id else {}
-        log.warning(
-            "record.dead_lettered",
-            reason=letter.reason,
-            detail=letter.detail,
-            **context,
-            topic=letter.record.topic,
-            partition=letter.record.partition,
-            offset=letter.record.offset,
-        )
+    def _forget(self, partitions: set[Partition]) -> None:
+        dropped = 0
+        for key in [key for key in self._queues if key[:2] in partitions]:
+            dropped += len(self._queues.pop(key))
+        for partition in partitions:
+            self._progress.pop(partition, None)
+            self._uncommitted.discard(partition)
+        self._left(dropped)
 
-
-def _outcome_of(result: CallResult, occurrence: Occurrence, variables: dict[str, str]) -> Outcome:
-    attempts = occurrence.attempts + result.attempts
-    if result.instance is not None:
-        return Outcome.succeeded(result.instance, attempts, variables)
-    return Outcome.failed(result.error or "runWorkflow failed", attempts, variables)
-
-
-def _log_outcome(occurrence: Occurrence, envelope: Envelope, record: SourceRecord) -> None:
-    fields = {
-        "occurrence_id": occurrence.id,
-        "event_id": occurrence.event_id,
-        "event_type": envelope.type,
-        "trigger_id": occurrence.trigger_id,
-        "topic": record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-        "attempts": occurrence.attempts,
-    }
-    if occurrence.status is OccurrenceStatus.SUCCEEDED:
-        log.info(
-            "occurrence.succeeded", workflow_instance_id=occurrence.workflow_instance_id, **fields
-        )
-    else:
-        log.warning("occurrence.failed", error=occurrence.error, **fields)
-
-
-class LogOnlyDeadLetters:
-    """The sink when `kafka.dead_letter_topic` is null: the pipeline's log line and counter
-    are the only record of the letter."""
-
-    async def publish(self, letter: DeadLetter) -> None:
-        del letter
+    async def _stop_workers(self) -> None:
+        workers = list(self._workers.values())
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)

@@ -6,12 +6,11 @@ This module imports only the core.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, Outcome
-from trigger_daemon.core.retry import RetryPolicy
 from trigger_daemon.core.triggers import Trigger
 
 
@@ -96,30 +95,31 @@ class Store(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class CallResult:
-    """The end of one runWorkflow call, retries included."""
+class CallAttempt:
+    """One runWorkflow request and how it ended."""
 
-    attempts: int
     instance: dict[str, Any] | None = None
     error: str | None = None
     status_code: int | None = None
-    transient: bool = False  # the last failure was transient (retries exhausted)
+    transient: bool = False  # worth trying again (connection error, timeout, 5xx, 429, ...)
+    retry_after: float | None = None  # seconds, from the answer's Retry-After
 
     @property
     def succeeded(self) -> bool:
         return self.instance is not None
 
 
-class WorkflowRunner(Protocol):
-    async def run_workflow(
+class WorkflowApi(Protocol):
+    """The orchestration API, one request at a time; retries are decided by the caller."""
+
+    async def start_workflow(
         self,
         workflow_id: str,
         variables: Mapping[str, str],
         *,
         idempotency_key: str,
         traceparent: str | None = None,
-        policy: RetryPolicy | None = None,
-    ) -> CallResult: ...
+    ) -> CallAttempt: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +138,7 @@ class DeadLetterSink(Protocol):
 
 
 class Source(Protocol):
-    """Batches of records per partition, and commits of the next offset to read."""
+    """Batches of records per partition, commits of the next offset to read, flow control."""
 
     async def fetch(
         self, timeout_seconds: float
@@ -146,10 +146,20 @@ class Source(Protocol):
 
     async def commit(self, offsets: Mapping[tuple[str, int], int]) -> None: ...
 
-    def rewind(self, topic: str, partition: int, offset: int) -> None:
-        """Read again from `offset` (after a failure left later records unhandled)."""
+    def set_revocation_handler(
+        self, handler: Callable[[set[tuple[str, int]]], Awaitable[None]]
+    ) -> None:
+        """`handler` runs before partitions move to another member; it must leave their
+        offsets committed."""
         ...
 
+    def assigned(self) -> set[tuple[str, int]]: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
     async def caught_up(self) -> bool:
-        """True when partitions are assigned and every one has been read to its high-water mark."""
+        """True when partitions are assigned and every one has been read to its high-water
+        mark."""
         ...

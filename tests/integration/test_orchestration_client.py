@@ -1,4 +1,6 @@
-"""OrchestrationClient against the real stub orchestration API over HTTP on 127.0.0.1."""
+"""runWorkflow against the real stub orchestration API over HTTP on 127.0.0.1: the
+OrchestrationClient (one request, classified) inside the WorkflowCaller (retry policy).
+The circuit breaker is kept out of the way here (a huge threshold); test_calls.py covers it."""
 
 from __future__ import annotations
 
@@ -15,12 +17,15 @@ from trigger_daemon.adapters.orchestration import (
     ClientCredentialsAuth,
     OrchestrationClient,
 )
+from trigger_daemon.calls import WorkflowCaller
+from trigger_daemon.core.circuit import CircuitBreaker, CircuitSettings
 from trigger_daemon.core.retry import RetryPolicy
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 
 FAST_POLICY = RetryPolicy(max_attempts=4, initial_backoff_seconds=0.01, max_backoff_seconds=5.0)
 SECRET = "s3cr3t-never-printed"
-MakeClient = Callable[..., OrchestrationClient]
+MakeClient = Callable[..., WorkflowCaller]
+NO_CIRCUIT = CircuitSettings(failure_threshold=1_000_000)
 
 
 @pytest.fixture
@@ -42,18 +47,18 @@ async def make_client(stub: StubOrchestration, sleeps: list[float]) -> AsyncIter
     async def record_sleep(seconds: float) -> None:
         sleeps.append(seconds)
 
-    def make(**overrides: Any) -> OrchestrationClient:
+    def make(default_policy: RetryPolicy = FAST_POLICY, **overrides: Any) -> WorkflowCaller:
         settings: dict[str, Any] = {
             "base_url": stub.url,
             "api_version": "v2",
             "auth": None,
             "timeout_seconds": 5.0,
-            "default_policy": FAST_POLICY,
-            "sleep": record_sleep,
         } | overrides
         client = OrchestrationClient(**settings)
         clients.append(client)
-        return client
+        return WorkflowCaller(
+            client, default_policy, CircuitBreaker(NO_CIRCUIT), sleep=record_sleep
+        )
 
     yield make
     for client in clients:
@@ -64,7 +69,7 @@ def oauth(stub: StubOrchestration, secret: str = SECRET) -> ClientCredentialsAut
     return ClientCredentialsAuth(f"{stub.url}/oauth/token", "daemon", secret, ["orchestration"])
 
 
-async def run(client: OrchestrationClient, workflow_id: str = "review-deposit", **kw: Any) -> Any:
+async def run(client: WorkflowCaller, workflow_id: str = "review-deposit", **kw: Any) -> Any:
     return await client.run_workflow(
         workflow_id, {"txid": "42"}, idempotency_key=kw.pop("key", "trigger-1:event-1"), **kw
     )
@@ -342,7 +347,7 @@ async def test_token_endpoint_failure_is_a_transient_failed_attempt(
 async def test_secrets_are_absent_from_reprs(stub: StubOrchestration) -> None:
     for auth in (oauth(stub), BearerTokenAuth(SECRET)):
         async with OrchestrationClient(
-            f"http://user:{SECRET}@127.0.0.1:1", "v2", auth, 1.0, FAST_POLICY
+            f"http://user:{SECRET}@127.0.0.1:1", "v2", auth, 1.0
         ) as client:
             assert SECRET not in repr(auth)
             assert SECRET not in repr(client)

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    TopicPartition,
+)
 from aiokafka.errors import KafkaError
 
 from trigger_daemon.errors import BrokerError
@@ -53,8 +58,16 @@ class KafkaConnection:
         return options
 
 
+RevocationHandler = Callable[[set[tuple[str, int]]], Awaitable[None]]
+
+
 class KafkaSource:
-    """A consumer-group member that commits only what the pipeline says is done."""
+    """A consumer-group member that commits only what the pipeline says is done.
+
+    Before partitions move to another member (a rebalance), the revocation handler runs: the
+    pipeline finishes or drops the work of those partitions and commits, so the next owner
+    starts where this one stopped.
+    """
 
     def __init__(
         self,
@@ -66,9 +79,10 @@ class KafkaSource:
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
     ) -> None:
+        self._topics = list(topics)
         self._max_records = max_records
+        self._revocation_handler: RevocationHandler | None = None
         self._consumer = AIOKafkaConsumer(
-            *topics,
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset=auto_offset_reset,
@@ -78,6 +92,7 @@ class KafkaSource:
         )
 
     async def __aenter__(self) -> Self:
+        self._consumer.subscribe(self._topics, listener=_RebalanceListener(self))
         try:
             await self._consumer.start()
         except KafkaError as exc:
@@ -93,6 +108,23 @@ class KafkaSource:
     ) -> None:
         # stop() leaves the group at once, so a peer takes the partitions without a timeout.
         await self._consumer.stop()
+
+    def set_revocation_handler(self, handler: RevocationHandler) -> None:
+        self._revocation_handler = handler
+
+    async def _revoked(self, partitions: set[tuple[str, int]]) -> None:
+        if self._revocation_handler is not None and partitions:
+            await self._revocation_handler(partitions)
+
+    def assigned(self) -> set[tuple[str, int]]:
+        return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
+    def pause(self) -> None:
+        """Stop fetching (heartbeats go on, so the group keeps this member)."""
+        self._consumer.pause(*self._consumer.assignment())
+
+    def resume(self) -> None:
+        self._consumer.resume(*self._consumer.assignment())
 
     async def fetch(
         self, timeout_seconds: float
@@ -122,11 +154,6 @@ class KafkaSource:
         except KafkaError as exc:
             raise BrokerError(f"commit failed: {exc}", retriable=exc.retriable) from exc
 
-    def rewind(self, topic: str, partition: int, offset: int) -> None:
-        tp = TopicPartition(topic, partition)
-        if tp in self._consumer.assignment():
-            self._consumer.seek(tp, offset)
-
     async def caught_up(self) -> bool:
         assignment = self._consumer.assignment()
         if not assignment:
@@ -136,6 +163,20 @@ class KafkaSource:
             if highwater is None or await self._consumer.position(tp) < highwater:
                 return False
         return True
+
+
+class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, source: KafkaSource) -> None:
+        self._source = source
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._source._revoked({(tp.topic, tp.partition) for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info(
+            "partitions.assigned",
+            partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in assigned),
+        )
 
 
 def _to_source_record(message: Any) -> SourceRecord:

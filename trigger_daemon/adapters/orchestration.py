@@ -1,9 +1,10 @@
-"""The orchestration adapter: runWorkflow over HTTP, behind `ports.WorkflowRunner`.
+"""The orchestration adapter: runWorkflow over HTTP, behind `ports.WorkflowApi`.
 
-It owns the pooled httpx client, the retry loop (decisions come from `core.retry`), the
-classification of answers into a `CallResult`, and the two auth schemes (a static bearer
-token, OAuth2 client credentials). httpx errors are converted here, at the boundary:
-nothing from httpx escapes `run_workflow` except cancellation.
+It owns the pooled httpx client, the classification of one answer into a `CallAttempt`
+(transient or permanent, with Retry-After), and the two auth schemes (a static bearer token,
+OAuth2 client credentials). Retrying is the caller's decision (`trigger_daemon.calls`).
+httpx errors are converted here, at the boundary: nothing from httpx escapes
+`start_workflow` except cancellation.
 
 Imports only core/, ports, errors and httpx.
 """
@@ -11,24 +12,18 @@ Imports only core/, ports, errors and httpx.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import math
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
+from collections.abc import AsyncGenerator, Generator, Mapping
 from types import TracebackType
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
 
-from trigger_daemon.core.retry import (
-    RetryPolicy,
-    backoff_delay,
-    is_transient_status,
-    parse_retry_after,
-)
+from trigger_daemon.core.retry import is_transient_status, parse_retry_after
 from trigger_daemon.errors import ConfigError, WorkflowCallError
-from trigger_daemon.ports import CallResult
+from trigger_daemon.ports import CallAttempt
 
 _EXCERPT_CHARS = 200
 # A token is replaced this long before the server says it expires (at most half its
@@ -134,13 +129,6 @@ class ClientCredentialsAuth(httpx.Auth):
         )
 
 
-class _Answer(NamedTuple):
-    """One attempt's result (attempts not yet counted) and the server's Retry-After."""
-
-    result: CallResult
-    retry_after: float | None = None
-
-
 class OrchestrationClient:
     """Runs workflows on the Formance orchestration API over one pooled keep-alive client."""
 
@@ -150,9 +138,7 @@ class OrchestrationClient:
         api_version: Literal["v1", "v2"],
         auth: httpx.Auth | None,
         timeout_seconds: float,
-        default_policy: RetryPolicy,
         transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_connections: int = 64,
     ) -> None:
         if httpx.URL(base_url).scheme not in ("http", "https"):
@@ -162,8 +148,6 @@ class OrchestrationClient:
         self._base_url = base_url
         self._api_version = api_version
         self._prefix = base_url.rstrip("/") + ("/v2" if api_version == "v2" else "")
-        self._default_policy = default_policy
-        self._sleep = sleep
         self._client = httpx.AsyncClient(
             auth=auth,
             timeout=timeout_seconds,
@@ -193,67 +177,58 @@ class OrchestrationClient:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def run_workflow(
+    async def start_workflow(
         self,
         workflow_id: str,
         variables: Mapping[str, str],
         *,
         idempotency_key: str,
         traceparent: str | None = None,
-        policy: RetryPolicy | None = None,
-    ) -> CallResult:
-        """Start one instance of `workflow_id`, retrying transient failures per `policy`."""
-        policy = policy or self._default_policy
+    ) -> CallAttempt:
+        """One request to start an instance of `workflow_id`."""
         url = f"{self._prefix}/workflows/{quote(workflow_id, safe='')}/instances"
         headers = {"Idempotency-Key": idempotency_key}
         if traceparent:
             headers["traceparent"] = traceparent
-        body = dict(variables)
-        attempt = 1
-        while True:
-            answer = await self._attempt(workflow_id, url, body, headers)
-            if not answer.result.transient or attempt >= policy.max_attempts:
-                return dataclasses.replace(answer.result, attempts=attempt)
-            await self._sleep(backoff_delay(policy, attempt, answer.retry_after))
-            attempt += 1
-
-    async def _attempt(
-        self, workflow_id: str, url: str, body: dict[str, str], headers: dict[str, str]
-    ) -> _Answer:
         try:
-            response = await self._client.post(url, json=body, headers=headers)
+            response = await self._client.post(url, json=dict(variables), headers=headers)
         except httpx.TransportError as exc:  # connection errors and timeouts
-            return _Answer(_failure(workflow_id, _describe(exc), transient=True))
+            return _failure(workflow_id, _describe(exc), transient=True)
         except WorkflowCallError as exc:  # raised by an auth flow (token endpoint)
-            return _Answer(_failure(workflow_id, str(exc), transient=exc.retriable))
+            return _failure(workflow_id, str(exc), transient=exc.retriable)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:  # undecodable answer, bad URL
-            return _Answer(_failure(workflow_id, _describe(exc)))
+            return _failure(workflow_id, _describe(exc))
         return _classify(workflow_id, response)
 
 
-def _classify(workflow_id: str, response: httpx.Response) -> _Answer:
+def _classify(workflow_id: str, response: httpx.Response) -> CallAttempt:
     status = response.status_code
     if response.is_success:
         instance = _instance(response)
         if instance is None:
             detail = f"HTTP {status}: the answer is not a JSON object"
-            return _Answer(_failure(workflow_id, detail, status))
-        return _Answer(CallResult(attempts=0, instance=instance, status_code=status))
+            return _failure(workflow_id, detail, status)
+        return CallAttempt(instance=instance, status_code=status)
     detail = f"HTTP {status}: {_reason(response)}"
     if not is_transient_status(status):
-        return _Answer(_failure(workflow_id, detail, status))
+        return _failure(workflow_id, detail, status)
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
-    return _Answer(_failure(workflow_id, detail, status, transient=True), retry_after)
+    return _failure(workflow_id, detail, status, transient=True, retry_after=retry_after)
 
 
 def _failure(
-    workflow_id: str, detail: str, status: int | None = None, *, transient: bool = False
-) -> CallResult:
-    return CallResult(
-        attempts=0,
+    workflow_id: str,
+    detail: str,
+    status: int | None = None,
+    *,
+    transient: bool = False,
+    retry_after: float | None = None,
+) -> CallAttempt:
+    return CallAttempt(
         error=f"runWorkflow {workflow_id}: {detail}",
         status_code=status,
         transient=transient,
+        retry_after=retry_after,
     )
 
 

@@ -1,0 +1,98 @@
+"""runWorkflow as the pipeline needs it: the retry policy and the circuit breaker around single
+requests to `ports.WorkflowApi`.
+
+A transient failure is retried with full-jitter backoff (honouring Retry-After) until the
+policy's attempts are spent. When failures pile up across calls the circuit opens: calls then
+wait for the API to come back instead of spending their attempts, and the pipeline stops
+fetching, so an outage delays events but does not fail them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from trigger_daemon.core.circuit import CircuitBreaker
+from trigger_daemon.core.retry import RetryPolicy, backoff_delay
+from trigger_daemon.ports import CallAttempt, WorkflowApi
+
+_CIRCUIT_POLL_SECONDS = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    """The end of one runWorkflow call, retries included."""
+
+    attempts: int
+    instance: dict[str, Any] | None = None
+    error: str | None = None
+    status_code: int | None = None
+    transient: bool = False  # the last failure was transient: the retries ran out
+
+    @property
+    def succeeded(self) -> bool:
+        return self.instance is not None
+
+
+class WorkflowCaller:
+    def __init__(
+        self,
+        api: WorkflowApi,
+        default_policy: RetryPolicy,
+        breaker: CircuitBreaker | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._api = api
+        self._default_policy = default_policy
+        self.breaker = breaker or CircuitBreaker()
+        self._sleep = sleep
+        self._clock = clock
+
+    async def run_workflow(
+        self,
+        workflow_id: str,
+        variables: Mapping[str, str],
+        *,
+        idempotency_key: str,
+        traceparent: str | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> CallResult:
+        """Start `workflow_id`; the result says how many requests it took and how it ended."""
+        policy = policy or self._default_policy
+        requests = counted_failures = 0
+        while True:
+            await self._wait_for_circuit()
+            attempt = await self._api.start_workflow(
+                workflow_id, variables, idempotency_key=idempotency_key, traceparent=traceparent
+            )
+            requests += 1
+            if not attempt.transient:
+                if attempt.succeeded:
+                    self.breaker.record_success()
+                else:
+                    self.breaker.record_permanent()
+                return _result(attempt, requests)
+            if self.breaker.record_failure(self._clock()):
+                counted_failures += 1
+                if counted_failures >= policy.max_attempts:
+                    return _result(attempt, requests)
+                await self._sleep(backoff_delay(policy, counted_failures, attempt.retry_after))
+
+    async def _wait_for_circuit(self) -> None:
+        while not self.breaker.try_acquire(self._clock()):
+            wait = self.breaker.seconds_until_probe(self._clock())
+            await self._sleep(min(max(wait, _CIRCUIT_POLL_SECONDS), 1.0))
+
+
+def _result(attempt: CallAttempt, requests: int) -> CallResult:
+    return CallResult(
+        attempts=requests,
+        instance=attempt.instance,
+        error=attempt.error,
+        status_code=attempt.status_code,
+        transient=attempt.transient,
+    )

@@ -1,0 +1,85 @@
+"""A circuit breaker for the orchestration API: an outage pauses work instead of failing it.
+
+Closed: calls flow; `failure_threshold` transient failures in a row (across all workflows) open
+it. Open: no call is made until `probe_interval` has passed; then one call is let through as
+a probe (half-open). A success closes the circuit; a failed probe re-opens it with the interval
+doubled up to `max_probe_interval`. Failures recorded while not closed are the outage's, not
+the call's: they do not count against a call's retry policy.
+
+Time is passed in (`now`, seconds), so every transition is a plain function of its inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class CircuitState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitSettings:
+    failure_threshold: int = 5
+    probe_interval: float = 1.0
+    max_probe_interval: float = 30.0
+
+
+class CircuitBreaker:
+    def __init__(self, settings: CircuitSettings | None = None) -> None:
+        self._settings = settings or CircuitSettings()
+        self._state = CircuitState.CLOSED
+        self._failures_in_a_row = 0
+        self._interval = self._settings.probe_interval
+        self._next_probe_at = 0.0
+
+    @property
+    def state(self) -> CircuitState:
+        return self._state
+
+    @property
+    def is_open(self) -> bool:
+        return self._state is not CircuitState.CLOSED
+
+    def try_acquire(self, now: float) -> bool:
+        """May a call go out now? In the open state, True once per probe interval."""
+        if self._state is CircuitState.CLOSED:
+            return True
+        if self._state is CircuitState.OPEN and now >= self._next_probe_at:
+            self._state = CircuitState.HALF_OPEN
+            return True
+        return False
+
+    def seconds_until_probe(self, now: float) -> float:
+        return max(0.0, self._next_probe_at - now)
+
+    def record_success(self) -> None:
+        self._state = CircuitState.CLOSED
+        self._failures_in_a_row = 0
+        self._interval = self._settings.probe_interval
+
+    def record_failure(self, now: float) -> bool:
+        """Record a transient failure. True when it counts against the call's retry policy
+        (the circuit was closed and stays closed); False when it is part of an outage."""
+        if self._state is CircuitState.HALF_OPEN:
+            self._interval = min(self._interval * 2, self._settings.max_probe_interval)
+            self._open(now)
+            return False
+        if self._state is CircuitState.OPEN:
+            return False  # a call that left before the circuit opened
+        self._failures_in_a_row += 1
+        if self._failures_in_a_row >= self._settings.failure_threshold:
+            self._open(now)
+            return False
+        return True
+
+    def record_permanent(self) -> None:
+        """A 4xx answer: the API is up, whatever it thought of this call."""
+        self.record_success()
+
+    def _open(self, now: float) -> None:
+        self._state = CircuitState.OPEN
+        self._next_probe_at = now + self._interval

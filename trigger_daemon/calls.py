@@ -72,9 +72,9 @@ class WorkflowCaller:
             requests += 1
             if not attempt.transient:
                 if attempt.succeeded:
-                    self.breaker.record_success()
+                    self.breaker.record_success(self._clock())
                 else:
-                    self.breaker.record_permanent()
+                    self.breaker.record_permanent(self._clock())
                 return _result(attempt, requests)
             if self.breaker.record_failure(self._clock()):
                 counted_failures += 1

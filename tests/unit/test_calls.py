@@ -98,14 +98,15 @@ async def test_during_an_outage_calls_wait_for_the_api_instead_of_spending_attem
 async def test_one_always_failing_workflow_among_good_ones_exhausts_its_policy() -> None:
     time = FakeTime()
     api = ScriptedApi(bad=[DOWN], good=[OK])
-    breaker = CircuitBreaker(CircuitSettings(failure_threshold=3))
+    breaker = CircuitBreaker(CircuitSettings(failure_threshold=1))
 
     async def sleep_with_traffic(seconds: float) -> None:
         # Good calls between the bad one's attempts keep the circuit closed.
-        await subject.run_workflow("good", {}, idempotency_key="g")
         await time.sleep(seconds)
+        await subject.run_workflow("good", {}, idempotency_key="g")
 
     subject = WorkflowCaller(api, POLICY, breaker, sleep=sleep_with_traffic, clock=lambda: time.now)
+    await subject.run_workflow("good", {}, idempotency_key="g")
     result = await subject.run_workflow("bad", {}, idempotency_key="b")
     assert not result.succeeded
     assert result.attempts == POLICY.max_attempts

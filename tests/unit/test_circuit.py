@@ -2,7 +2,9 @@
 
 from trigger_daemon.core.circuit import CircuitBreaker, CircuitSettings, CircuitState
 
-SETTINGS = CircuitSettings(failure_threshold=3, probe_interval=1.0, max_probe_interval=4.0)
+SETTINGS = CircuitSettings(
+    failure_threshold=3, quiet_seconds=2.0, probe_interval=1.0, max_probe_interval=4.0
+)
 
 
 def opened() -> CircuitBreaker:
@@ -27,12 +29,21 @@ def test_the_failure_that_reaches_the_threshold_opens_and_does_not_count() -> No
     assert breaker.state is CircuitState.OPEN
 
 
+def test_failures_soon_after_a_success_are_the_calls_not_an_outage() -> None:
+    breaker = CircuitBreaker(SETTINGS)
+    breaker.record_success(now=10.0)
+    assert all(breaker.record_failure(now=11.0) for _ in range(10))
+    assert breaker.state is CircuitState.CLOSED
+    assert breaker.record_failure(now=12.0) is False  # nothing succeeded for 2 s: an outage
+    assert breaker.state is CircuitState.OPEN
+
+
 def test_a_success_between_failures_resets_the_count() -> None:
     breaker = CircuitBreaker(SETTINGS)
     for _ in range(10):
         breaker.record_failure(now=0.0)
         breaker.record_failure(now=0.0)
-        breaker.record_success()
+        breaker.record_success(now=0.0)
     assert breaker.state is CircuitState.CLOSED
 
 
@@ -40,7 +51,7 @@ def test_a_permanent_answer_proves_the_api_is_up() -> None:
     breaker = CircuitBreaker(SETTINGS)
     breaker.record_failure(now=0.0)
     breaker.record_failure(now=0.0)
-    breaker.record_permanent()
+    breaker.record_permanent(now=0.0)
     assert breaker.record_failure(now=0.0) is True
 
 
@@ -68,7 +79,7 @@ def test_a_failed_probe_reopens_with_a_longer_interval_up_to_the_cap() -> None:
 def test_a_successful_probe_closes_the_circuit() -> None:
     breaker = opened()
     assert breaker.try_acquire(now=1.0)
-    breaker.record_success()
+    breaker.record_success(now=0.0)
     assert breaker.state is CircuitState.CLOSED
     assert breaker.try_acquire(now=1.0) is True
 

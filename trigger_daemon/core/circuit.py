@@ -1,10 +1,15 @@
 """A circuit breaker for the orchestration API: an outage pauses work instead of failing it.
 
-Closed: calls flow; `failure_threshold` transient failures in a row (across all workflows) open
-it. Open: no call is made until `probe_interval` has passed; then one call is let through as
-a probe (half-open). A success closes the circuit; a failed probe re-opens it with the interval
-doubled up to `max_probe_interval`. Failures recorded while not closed are the outage's, not
-the call's: they do not count against a call's retry policy.
+Closed: calls flow. It opens when `failure_threshold` transient failures came in a row (across
+all workflows) AND no call has succeeded for `quiet_seconds`: one workflow failing among good
+ones is that call's problem (its retry policy runs out), not an outage. Open: no call is made
+until `probe_interval` has passed; then one call is let through as a probe (half-open). A
+success closes the circuit; a failed probe re-opens it with the interval doubled up to
+`max_probe_interval`. Failures recorded while not closed are the outage's, not the call's:
+they do not count against a call's retry policy.
+
+The one case it cannot tell apart: a single workflow failing while nothing else is called looks
+like an outage, so its events wait (and readiness says so) rather than fail.
 
 Time is passed in (`now`, seconds), so every transition is a plain function of its inputs.
 """
@@ -24,6 +29,7 @@ class CircuitState(StrEnum):
 @dataclass(frozen=True, slots=True)
 class CircuitSettings:
     failure_threshold: int = 5
+    quiet_seconds: float = 1.0
     probe_interval: float = 1.0
     max_probe_interval: float = 30.0
 
@@ -35,6 +41,7 @@ class CircuitBreaker:
         self._failures_in_a_row = 0
         self._interval = self._settings.probe_interval
         self._next_probe_at = 0.0
+        self._last_success: float | None = None
 
     @property
     def state(self) -> CircuitState:
@@ -56,7 +63,8 @@ class CircuitBreaker:
     def seconds_until_probe(self, now: float) -> float:
         return max(0.0, self._next_probe_at - now)
 
-    def record_success(self) -> None:
+    def record_success(self, now: float) -> None:
+        self._last_success = now
         self._state = CircuitState.CLOSED
         self._failures_in_a_row = 0
         self._interval = self._settings.probe_interval
@@ -71,14 +79,17 @@ class CircuitBreaker:
         if self._state is CircuitState.OPEN:
             return False  # a call that left before the circuit opened
         self._failures_in_a_row += 1
-        if self._failures_in_a_row >= self._settings.failure_threshold:
+        quiet = self._last_success is None or (
+            now - self._last_success >= self._settings.quiet_seconds
+        )
+        if self._failures_in_a_row >= self._settings.failure_threshold and quiet:
             self._open(now)
             return False
         return True
 
-    def record_permanent(self) -> None:
+    def record_permanent(self, now: float) -> None:
         """A 4xx answer: the API is up, whatever it thought of this call."""
-        self.record_success()
+        self.record_success(now)
 
     def _open(self, now: float) -> None:
         self._state = CircuitState.OPEN

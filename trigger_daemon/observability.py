@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
+
+from trigger_daemon.redaction import Redactor
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -22,9 +25,11 @@ _LEVELS = {
 }
 
 
-def configure_logging(level: str = "info", fmt: str = "json") -> None:
+def configure_logging(level: str = "info", fmt: str = "json", secrets: Iterable[str] = ()) -> None:
     """One structlog chain for the whole process; standard-library loggers (uvicorn,
-    aiokafka) go through the same renderer so the output is one format."""
+    aiokafka) go through the same renderer so the output is one format. Both chains redact
+    `secrets` and URL passwords just before rendering (see redaction)."""
+    redact = Redactor(secrets)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -36,7 +41,7 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, structlog.processors.format_exc_info, redact, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
@@ -44,7 +49,12 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                redact,
+                renderer,
+            ],
             foreign_pre_chain=shared,
         )
     )

@@ -219,6 +219,12 @@ BAD_BODIES = [
     (b'{"event": "X", "workflowID": "w", "x": NaN}', "NaN"),
     (json.dumps({"event": "X"}).encode(), "workflowID: is required"),
     (json.dumps(definition(workflowId="typo")).encode(), "did you mean 'workflowID'"),
+    # Hostile bodies: each would have failed later (store, log, recursion) instead of now.
+    (b'{"event": "\\ud800", "workflowID": "w"}', "unpaired UTF-16 surrogate"),
+    (b'{"event": "a\\u0000b", "workflowID": "w"}', "NUL character"),
+    (b'{"event": "E", "workflowID": "w", "x": ' + b"[" * 50_000, "nested deeper than 100"),
+    (b'{"event": "E", "workflowID": "w", "n": ' + b"7" * 5000 + b"}", "digits"),
+    (b'{"event": "\xff\xfe", "workflowID": "w"}', "not UTF-8"),
 ]
 
 

@@ -5,6 +5,7 @@ with the SDK's own models (it raises on a schema mismatch) and errors must surfa
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,8 +13,17 @@ import httpx
 import pytest
 from formance_sdk_python import SDK
 from formance_sdk_python.models import orchestration
+from formance_sdk_python.models.shared import Security
 
-from trigger_daemon.adapters.api import create_api, serving
+from tests.integration.identity import AUDIENCE, identity_provider
+from trigger_daemon.adapters.api import (
+    ApiAuth,
+    JwksCache,
+    JwtAuthenticator,
+    StaticTokens,
+    create_api,
+    serving,
+)
 from trigger_daemon.adapters.store import open_store
 from trigger_daemon.catalog import TriggerCatalog
 from trigger_daemon.core.occurrences import NewOccurrence, Outcome
@@ -213,3 +223,90 @@ async def test_validation_and_conflict_surface_as_sdk_errors(
     assert conflict.value.raw_response.status_code == 409
     assert conflict.value.data.error_code == orchestration.ErrorErrorCode.VALIDATION
     assert "configuration file" in conflict.value.data.error_message
+
+
+# Authentication: the SDK as Formance users configure it
+
+
+READ, WRITE = "orchestration:read", "orchestration:write"
+STATIC_WRITE = "sdk-write-token-0123456789"
+STATIC_READ = "sdk-read-token-0123456789"
+
+
+@asynccontextmanager
+async def served_sdk(
+    catalog: TriggerCatalog,
+    store: Store,
+    auth: ApiAuth,
+    headers: dict[str, str] | None = None,
+    **sdk_options: Any,
+) -> AsyncIterator[SDK]:
+    app = create_api(catalog, store, version="9.9.9-test", auth=auth)
+    async with (
+        serving(app, host="127.0.0.1", port=0) as port,
+        httpx.AsyncClient(headers=headers) as async_client,
+    ):
+        with httpx.Client(headers=headers) as client:
+            yield SDK(
+                server_url=f"http://127.0.0.1:{port}",
+                client=client,
+                async_client=async_client,
+                **sdk_options,
+            )
+
+
+async def test_a_static_bearer_token_works_and_its_scope_is_enforced(
+    catalog: TriggerCatalog, store: Store
+) -> None:
+    auth = ApiAuth(StaticTokens([(STATIC_WRITE, [WRITE]), (STATIC_READ, [READ])]))
+    bearer = {"Authorization": f"Bearer {STATIC_WRITE}"}
+    async with served_sdk(catalog, store, auth, bearer) as sdk:
+        created = await sdk.orchestration.v2.create_trigger_async(request=TRIGGER)
+        assert created.v2_create_trigger_response is not None
+        listed = (await sdk.orchestration.v1.list_triggers_async(request={})).list_triggers_response
+        assert listed is not None
+        assert len(listed.data) == 1
+
+    reader = {"Authorization": f"Bearer {STATIC_READ}"}
+    async with served_sdk(catalog, store, auth, reader) as sdk:
+        assert (await sdk.orchestration.v2.list_triggers_async(request={})).status_code == 200
+        with pytest.raises(orchestration.V2Error) as forbidden:
+            await sdk.orchestration.v2.create_trigger_async(request=TRIGGER)
+    assert forbidden.value.raw_response.status_code == 403
+    assert forbidden.value.data.error_code == orchestration.V2ErrorErrorCode.VALIDATION
+    assert "orchestration:write" in forbidden.value.data.error_message
+
+    async with served_sdk(catalog, store, auth) as sdk:
+        with pytest.raises(orchestration.Error) as unauthenticated:
+            await sdk.orchestration.v1.list_triggers_async(request={})
+    assert unauthenticated.value.raw_response.status_code == 401
+    assert unauthenticated.value.raw_response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_sdk_client_credentials_against_jwt_authentication(
+    catalog: TriggerCatalog, store: Store
+) -> None:
+    with identity_provider() as idp:
+        idp.add_client("sdk-writer", "writer-secret", [READ, WRITE])
+        idp.add_client("sdk-reader", "reader-secret", [READ])
+        verifier = JwtAuthenticator(JwksCache(idp.jwks_url), issuer=idp.issuer, audience=AUDIENCE)
+        writer = Security(
+            client_id="sdk-writer", client_secret="writer-secret", token_url=idp.token_url
+        )
+        async with served_sdk(catalog, store, ApiAuth(verifier), security=writer) as sdk:
+            created = await sdk.orchestration.v2.create_trigger_async(request=TRIGGER)
+            assert created.v2_create_trigger_response is not None
+            trigger_id = created.v2_create_trigger_response.data.id
+            read = await sdk.orchestration.v1.read_trigger_async(request={"trigger_id": trigger_id})
+            assert read.read_trigger_response is not None
+
+        reader = Security(
+            client_id="sdk-reader", client_secret="reader-secret", token_url=idp.token_url
+        )
+        async with served_sdk(catalog, store, ApiAuth(verifier), security=reader) as sdk:
+            page = await sdk.orchestration.v2.list_triggers_async(request={})
+            assert page.v2_list_triggers_response is not None
+            assert [t.id for t in page.v2_list_triggers_response.cursor.data] == [trigger_id]
+            with pytest.raises(orchestration.V2Error) as forbidden:
+                await sdk.orchestration.v2.delete_trigger_async(request={"trigger_id": trigger_id})
+    assert forbidden.value.raw_response.status_code == 403

@@ -6,11 +6,12 @@ them as exact Python ints, and nothing here converts them to float.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+from trigger_daemon.core import json_input
 
 WATERMILL_UUID_HEADER = "_watermill_message_uuid"
 
@@ -59,8 +60,8 @@ def decode(value: bytes | None) -> Envelope | Unprocessable:
     except UnicodeDecodeError as exc:
         return Unprocessable(UnprocessableReason.NOT_UTF8, f"invalid UTF-8 at byte {exc.start}")
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
+        document = json_input.loads(text)  # strict: what later stages cannot store is refused
+    except json_input.JSONInputError as exc:
         return Unprocessable(UnprocessableReason.NOT_JSON, f"invalid JSON: {exc}")
     return envelope_from_object(document)
 

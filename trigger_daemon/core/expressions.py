@@ -6,6 +6,18 @@ filters (`event.status == 'SUCCEEDED'`) and envelope paths (`type`, `payload.amo
 Ordering comparisons follow the JMESPath specification: when either side is not a number the
 result is null. The `jmespath` package raises TypeError for `'a' < 1` instead (an open upstream
 bug), so the interpreter below overrides that one node type.
+
+Expressions come from API callers, so none may hurt the daemon:
+
+    at validation   length (MAX_EXPRESSION_LENGTH), bracket nesting (MAX_NESTING) and syntax-tree
+                    depth (MAX_TREE_DEPTH) are bounded, so compiling and evaluating never recurse
+                    deeply
+    at evaluation   each evaluation may take MAX_EVALUATION_STEPS node visits, and every value it
+                    builds (multi-selects, projections, flattening, function results) may weigh
+                    MAX_VALUE_WEIGHT, about that many bytes as JSON, counted with shared parts
+                    expanded; `[@,@]|[@,@]|...|to_string(@)` would otherwise double its output at
+                    each pipe. Past either bound the evaluation fails with an ExpressionError:
+                    a filter does not match, a var fails, and the next event goes on.
 """
 
 from __future__ import annotations
@@ -31,8 +43,13 @@ _ORDERING: dict[str, Callable[[Any, Any], bool]] = {
     "gte": operator.ge,
 }
 _COMPARATOR_TOKENS = frozenset({"eq", "ne", "lt", "lte", "gt", "gte"})
-# Nesting deeper than this is rejected at validation: Python's recursion limit is near.
 MAX_EXPRESSION_LENGTH = 4096
+MAX_NESTING = 32  # brackets, braces and parentheses inside one another
+MAX_TREE_DEPTH = 64  # a long `a.b.c...` or `x || y || ...` chain nests its syntax tree too
+MAX_EVALUATION_STEPS = 500_000  # node visits: a second or two of work at worst
+MAX_VALUE_WEIGHT = 4_000_000  # about the size as JSON of any value an evaluation builds
+_OPENING = frozenset({"lbracket", "lbrace", "lparen", "filter"})
+_CLOSING = frozenset({"rbracket", "rbrace", "rparen"})
 
 
 class ExpressionError(jmespath.exceptions.JMESPathError):
@@ -57,8 +74,120 @@ class _SpecInterpreter(jmespath.visitor.TreeInterpreter):
         return compare(left, right)
 
 
-_INTERPRETER = _SpecInterpreter()
-_FUNCTIONS: Mapping[str, Any] = jmespath.functions.Functions().FUNCTION_TABLE
+class _BoundedFunctions(jmespath.functions.Functions):
+    """The standard functions, except that join() refuses to build a string past the bound
+    (its output can be far larger than its inputs: a long separator times many items)."""
+
+    @jmespath.functions.signature({"types": ["string"]}, {"types": ["array-string"]})
+    def _func_join(self, separator: str, array: list[str]) -> str:
+        size = sum(len(item) for item in array) + len(separator) * max(len(array) - 1, 0)
+        if size > MAX_VALUE_WEIGHT:
+            raise ExpressionError(f"join() would build a string of {size} characters")
+        return separator.join(array)
+
+
+_FUNCTIONS_INSTANCE = _BoundedFunctions()
+_FUNCTIONS: Mapping[str, Any] = _FUNCTIONS_INSTANCE.FUNCTION_TABLE
+
+
+class _Evaluation(_SpecInterpreter):
+    """One evaluation: counts node visits and weighs every value it builds (see the module
+    docstring). Weights are memoised by identity, keeping each weighed value alive, so a value
+    shared many times (`[@,@]`) is walked once and its repeats still count in full."""
+
+    def __init__(self) -> None:
+        super().__init__(jmespath.visitor.Options(custom_functions=_FUNCTIONS_INSTANCE))
+        self._steps = 0
+        self._weights: dict[int, tuple[Any, int]] = {}
+
+    def visit(self, node: Any, *args: Any, **kwargs: Any) -> Any:
+        self._steps += 1
+        if self._steps > MAX_EVALUATION_STEPS:
+            raise ExpressionError(
+                f"evaluation stopped after {MAX_EVALUATION_STEPS} steps (is the event huge, "
+                "or the expression pathological?)"
+            )
+        method = _DISPATCH.get(node["type"])
+        if method is None:
+            raise ExpressionError(f"unsupported expression node {node['type']!r}")
+        return method(self, node, *args, **kwargs)
+
+    def _bounded(self, value: Any) -> Any:
+        if _is_container(value) and self._weigh(value) > MAX_VALUE_WEIGHT:
+            raise ExpressionError(
+                f"evaluation stopped: a value it built would weigh more than {MAX_VALUE_WEIGHT} "
+                "(bytes of JSON, about)"
+            )
+        if isinstance(value, str) and len(value) > MAX_VALUE_WEIGHT:
+            raise ExpressionError(f"evaluation stopped: a string longer than {MAX_VALUE_WEIGHT}")
+        return value
+
+    def _weigh(self, value: list[Any] | dict[str, Any]) -> int:
+        """The JSON size of `value`, about, with shared parts counted each time (iterative)."""
+        memo = self._weights
+        stack: list[tuple[Any, bool]] = [(value, False)]
+        while stack:
+            current, children_done = stack.pop()
+            if id(current) in memo:
+                continue
+            children = _weighted_children(current)
+            if children_done:
+                total = 2 + sum(extra + self._known_weight(child) for child, extra in children)
+                memo[id(current)] = (current, total)
+            else:
+                stack.append((current, True))
+                stack.extend((child, False) for child, _ in children if _is_container(child))
+        return memo[id(value)][1]
+
+    def _known_weight(self, value: Any) -> int:
+        return self._weights[id(value)][1] if _is_container(value) else _scalar_weight(value)
+
+    def visit_multi_select_list(self, node: Any, value: Any) -> Any:
+        return self._bounded(super().visit_multi_select_list(node, value))
+
+    def visit_multi_select_dict(self, node: Any, value: Any) -> Any:
+        return self._bounded(super().visit_multi_select_dict(node, value))
+
+    def visit_flatten(self, node: Any, value: Any) -> Any:
+        return self._bounded(super().visit_flatten(node, value))
+
+    def visit_projection(self, node: Any, value: Any) -> Any:
+        return self._bounded(super().visit_projection(node, value))
+
+    def visit_value_projection(self, node: Any, value: Any) -> Any:
+        return self._bounded(super().visit_value_projection(node, value))
+
+    def visit_filter_projection(self, node: Any, value: Any) -> Any:
+        return self._bounded(super().visit_filter_projection(node, value))
+
+    def visit_function_expression(self, node: Any, value: Any) -> Any:
+        return self._bounded(super().visit_function_expression(node, value))
+
+
+_DISPATCH: dict[str, Callable[..., Any]] = {
+    name.removeprefix("visit_"): getattr(_Evaluation, name)
+    for name in dir(_Evaluation)
+    if name.startswith("visit_")
+}
+
+
+def _is_container(value: Any) -> bool:
+    return isinstance(value, list | dict)
+
+
+def _weighted_children(container: Any) -> list[tuple[Any, int]]:
+    """Each child with what it adds besides itself: its key and punctuation."""
+    if isinstance(container, dict):
+        return [(child, len(key) + 3) for key, child in container.items()]
+    return [(child, 1) for child in container]
+
+
+def _scalar_weight(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value) + 2
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value.bit_length() // 3 + 1  # decimal digits, over-estimated
+    return 5  # true, false, null, a float (its repr is at most 24 characters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +200,9 @@ class Expression:
     def evaluate(self, document: Mapping[str, Any]) -> Any:
         """Evaluate; any failure (a function given the wrong type, ...) is an ExpressionError."""
         try:
-            return _INTERPRETER.visit(self._ast, document)
+            return _Evaluation().visit(self._ast, document)
+        except ExpressionError:
+            raise
         except jmespath.exceptions.JMESPathError as exc:
             raise ExpressionError(str(exc)) from exc
         except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
@@ -84,10 +215,14 @@ def compile_expression(source: str) -> Expression:
         raise ExpressionError("the expression is empty")
     if len(source) > MAX_EXPRESSION_LENGTH:
         raise ExpressionError(f"the expression is longer than {MAX_EXPRESSION_LENGTH} characters")
-    _reject_quoted_identifier_comparisons(source)
+    tokens = _tokens(source)
+    if tokens is not None:  # compile() reports lexer errors with their own message
+        _check_nesting(tokens)
+        _reject_quoted_identifier_comparisons(tokens)
     try:
         ast = jmespath.compile(source).parsed
-        _check_functions(ast)
+        for node in _walk_checking_depth(ast):
+            _check_function(node)
     except jmespath.exceptions.JMESPathError as exc:
         raise ExpressionError(_describe_parse_error(exc)) from exc
     except RecursionError as exc:
@@ -95,22 +230,61 @@ def compile_expression(source: str) -> Expression:
     return Expression(source=source, _ast=ast)
 
 
-def _check_functions(node: Mapping[str, Any]) -> None:
+def _tokens(source: str) -> list[Mapping[str, Any]] | None:
+    try:
+        return [
+            token for token in jmespath.lexer.Lexer().tokenize(source) if token["type"] != "eof"
+        ]
+    except (jmespath.exceptions.JMESPathError, RecursionError, ValueError):
+        return None
+
+
+def _check_nesting(tokens: list[Mapping[str, Any]]) -> None:
+    depth = 0
+    for token in tokens:
+        if token["type"] in _OPENING:
+            depth += 1
+            if depth > MAX_NESTING:
+                raise ExpressionError(
+                    f"the expression is nested too deeply: brackets nest more than {MAX_NESTING} "
+                    f"levels at position {token['start']}"
+                )
+        elif token["type"] in _CLOSING:
+            depth -= 1
+
+
+def _walk_checking_depth(ast: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Every node of the tree (iteratively); ExpressionError past MAX_TREE_DEPTH."""
+    nodes: list[Mapping[str, Any]] = []
+    stack: list[tuple[Mapping[str, Any], int]] = [(ast, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_TREE_DEPTH:
+            raise ExpressionError(
+                f"the expression is nested too deeply: more than {MAX_TREE_DEPTH} levels "
+                "(a very long chain of |, ||, && or dots?)"
+            )
+        nodes.append(node)
+        stack.extend(
+            (child, depth + 1) for child in node.get("children", ()) if isinstance(child, Mapping)
+        )
+    return nodes
+
+
+def _check_function(node: Mapping[str, Any]) -> None:
     """Reject unknown functions and wrong argument counts now rather than on every event."""
-    if node.get("type") == "function_expression":
-        name = node["value"]
-        spec = _FUNCTIONS.get(name)
-        if spec is None:
-            raise ExpressionError(f"unknown function {name}()")
-        signature = spec["signature"]
-        given = len(node["children"])
-        variadic = bool(signature) and signature[-1].get("variadic", False)
-        if (variadic and given < len(signature)) or (not variadic and given != len(signature)):
-            wanted = f"at least {len(signature)}" if variadic else str(len(signature))
-            raise ExpressionError(f"{name}() takes {wanted} argument(s), {given} given")
-    for child in node.get("children", ()):
-        if isinstance(child, Mapping):
-            _check_functions(child)
+    if node.get("type") != "function_expression":
+        return
+    name = node["value"]
+    spec = _FUNCTIONS.get(name)
+    if spec is None:
+        raise ExpressionError(f"unknown function {name}()")
+    signature = spec["signature"]
+    given = len(node["children"])
+    variadic = bool(signature) and signature[-1].get("variadic", False)
+    if (variadic and given < len(signature)) or (not variadic and given != len(signature)):
+        wanted = f"at least {len(signature)}" if variadic else str(len(signature))
+        raise ExpressionError(f"{name}() takes {wanted} argument(s), {given} given")
 
 
 def _describe_parse_error(exc: jmespath.exceptions.JMESPathError) -> str:
@@ -126,18 +300,12 @@ def _describe_parse_error(exc: jmespath.exceptions.JMESPathError) -> str:
     return f"{what} at position {position}" if position is not None else what
 
 
-def _reject_quoted_identifier_comparisons(source: str) -> None:
+def _reject_quoted_identifier_comparisons(tokens: list[Mapping[str, Any]]) -> None:
     """Catch `status == "SUCCEEDED"`: in JMESPath a double-quoted word is a field, not a string.
 
     Only a quoted identifier standing alone next to a comparator is flagged; one that is part
     of a path (`payload."my-field" == 'x'`) is a legitimate field reference.
     """
-    try:
-        tokens = [
-            token for token in jmespath.lexer.Lexer().tokenize(source) if token["type"] != "eof"
-        ]
-    except jmespath.exceptions.JMESPathError:
-        return  # compile() reports lexer errors with their own message
     for index, token in enumerate(tokens):
         if token["type"] != "quoted_identifier":
             continue

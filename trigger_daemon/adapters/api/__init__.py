@@ -2,6 +2,8 @@
 official Formance SDKs work against the daemon unchanged, plus health, readiness and metrics.
 
     app       create_api(): the routers mounted at the root and under /api/orchestration
+    auth      bearer tokens (static or JWT) and the Formance scopes each route needs
+    limits    the request body cap
     routes    the v1 and v2 route tables, with Formance's operation ids
     handlers  the operations, once each: read from the store, write through the catalog
     paging    v2 cursors (opaque, keyset) and the paging rule
@@ -14,7 +16,24 @@ Imports the catalog, the ports, the core and the errors; never another adapter.
 """
 
 from trigger_daemon.adapters.api.app import GATEWAY_PREFIX, create_api
+from trigger_daemon.adapters.api.auth import (
+    ApiAuth,
+    Authenticator,
+    JwksCache,
+    JwtAuthenticator,
+    StaticTokens,
+)
 from trigger_daemon.adapters.api.health import ReadinessCheck
 from trigger_daemon.adapters.api.server import serving
 
-__all__ = ["GATEWAY_PREFIX", "ReadinessCheck", "create_api", "serving"]
+__all__ = [
+    "GATEWAY_PREFIX",
+    "ApiAuth",
+    "Authenticator",
+    "JwksCache",
+    "JwtAuthenticator",
+    "ReadinessCheck",
+    "StaticTokens",
+    "create_api",
+    "serving",
+]

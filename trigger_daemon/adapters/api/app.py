@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from trigger_daemon.adapters.api.auth import ApiAuth
 from trigger_daemon.adapters.api.errors import install_error_handlers
 from trigger_daemon.adapters.api.handlers import TriggerHandlers
 from trigger_daemon.adapters.api.health import ReadinessCheck, health_router
+from trigger_daemon.adapters.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from trigger_daemon.adapters.api.routes import v1_router, v2_router
 from trigger_daemon.catalog import TriggerCatalog
 from trigger_daemon.ports import Store
@@ -26,16 +28,20 @@ def create_api(
     *,
     readiness: ReadinessCheck | None = None,
     version: str,
+    auth: ApiAuth | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """The HTTP API over `catalog` (writes) and `store` (reads).
 
     `readiness` is awaited by `/readyz` and returns check name → passed; none means always ready.
+    `auth` None serves every route to anyone (the configuration allows that on loopback only).
     """
     app = FastAPI(title="trigger-daemon", version=version, description=_DESCRIPTION)
     handlers = TriggerHandlers(catalog, store, version)
-    for router in (v1_router(handlers), v2_router(handlers)):
+    for router in (v1_router(handlers, auth), v2_router(handlers, auth)):
         app.include_router(router)
         app.include_router(router, prefix=GATEWAY_PREFIX, include_in_schema=False)
-    app.include_router(health_router(readiness))
+    app.include_router(health_router(readiness, auth))
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     return app

@@ -2,9 +2,11 @@
 
     TriggerValidationError       400 VALIDATION   the message names each field and expression
     RequestValidationError       400 VALIDATION   a bad query parameter (pageSize=abc, 5000)
-    HTTPException                its status       raised by the API itself (bad JSON, bad cursor)
-                                                  and by routing (unknown route, wrong method):
-                                                  404 NOT_FOUND, 5xx INTERNAL, others VALIDATION
+    HTTPException                its status       raised by the API itself (bad JSON, bad cursor,
+                                                  401/403 from auth with WWW-Authenticate, 413
+                                                  from the body limit) and by routing (unknown
+                                                  route, wrong method): 404 NOT_FOUND,
+                                                  5xx INTERNAL, others VALIDATION
     NotFoundError                404 NOT_FOUND
     ConflictError                409 VALIDATION   a YAML trigger cannot be deleted
     StoreError                   500 INTERNAL     logged; the answer stays generic

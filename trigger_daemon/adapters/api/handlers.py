@@ -4,7 +4,6 @@ Handlers move data only: decisions (validation, matching, paging) live in the co
 `paging`. Errors are raised, never answered here: `errors` turns every one into the wire shape.
 """
 
-import json
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -23,9 +22,10 @@ from trigger_daemon.adapters.api.paging import (
     paginate,
 )
 from trigger_daemon.catalog import TriggerCatalog
+from trigger_daemon.core import json_input
 from trigger_daemon.core.events import Unprocessable
 from trigger_daemon.core.matching import envelope_for_test, explain
-from trigger_daemon.core.triggers import compile_trigger, parse_definition
+from trigger_daemon.core.triggers import MAX_NAME_LENGTH, compile_trigger, parse_definition
 from trigger_daemon.ports import Store
 
 # v1 has no paging: it answers the newest occurrences only.
@@ -36,7 +36,8 @@ U = TypeVar("U")
 
 TriggerID = Annotated[str, Path(alias="triggerID", description="The trigger id")]
 NameFilter = Annotated[
-    str | None, Query(description="Search by name: a case-insensitive substring.")
+    str | None,
+    Query(max_length=MAX_NAME_LENGTH, description="Search by name: a case-insensitive substring."),
 ]
 PageSize = Annotated[
     int,
@@ -47,11 +48,13 @@ PageSize = Annotated[
         description=f"The maximum number of results per page (at most {MAX_PAGE_SIZE}).",
     ),
 ]
+MAX_CURSOR_LENGTH = 2048
 CursorToken = Annotated[
     str | None,
     Query(
+        max_length=MAX_CURSOR_LENGTH,
         description="A `next` or `previous` value from an earlier page. It carries the page size "
-        "and the filters, so no other parameter is needed (others are ignored)."
+        "and the filters, so no other parameter is needed (others are ignored).",
     ),
 ]
 
@@ -145,15 +148,16 @@ def _cursor_response(
 
 
 async def _read_json(request: Request) -> Any:
-    """The body as JSON, integers exact; NaN and Infinity are refused (they are not JSON)."""
+    """The body as strict JSON (see core.json_input), integers exact. The body's size was
+    bounded before it was read (limits.BodyLimit)."""
     raw = await request.body()
     if not raw.strip():
         raise HTTPException(400, "the request body is empty: send a JSON object")
     try:
-        return json.loads(raw, parse_constant=_refuse_constant)
-    except ValueError as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HTTPException(400, f"the request body is not UTF-8 (byte {exc.start})") from None
+    try:
+        return json_input.loads(text)
+    except json_input.JSONInputError as exc:
         raise HTTPException(400, f"the request body is not valid JSON: {exc}") from None
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")

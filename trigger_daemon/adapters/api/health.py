@@ -1,26 +1,34 @@
 """Operator routes, served at the root only: liveness, readiness and Prometheus metrics.
 
 `/healthz` answers whenever the event loop does. `/readyz` runs the readiness callback the
-composition root passes (check name → passed) and answers 503 unless every check passed.
+composition root passes (check name → passed) and answers 503 unless every check passed. Both
+stay open whatever the API's authentication; `/metrics` needs `orchestration:read` when
+`protect_metrics` is set.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from trigger_daemon.adapters.api import schemas
+from trigger_daemon.adapters.api.auth import READ, ApiAuth, requires
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
 
 log = structlog.get_logger()
 
 
-def health_router(readiness: ReadinessCheck | None) -> APIRouter:
+def health_router(readiness: ReadinessCheck | None, auth: ApiAuth | None = None) -> APIRouter:
     router = APIRouter(tags=["operations"])
+    metrics_guard = [] if auth is None or not auth.protect_metrics else [requires(auth, READ)]
+    metrics_errors: dict[int | str, dict[str, Any]] = (
+        {"default": {"model": schemas.Error, "description": "Error"}} if metrics_guard else {}
+    )
 
     @router.get("/healthz", operation_id="healthz")
     async def healthz() -> schemas.Health:
@@ -38,7 +46,13 @@ def health_router(readiness: ReadinessCheck | None) -> APIRouter:
             response.status_code = 503
         return schemas.Readiness(status="ready" if ready else "unavailable", checks=checks)
 
-    @router.get("/metrics", operation_id="metrics", response_class=Response)
+    @router.get(
+        "/metrics",
+        operation_id="metrics",
+        response_class=Response,
+        dependencies=[Depends(guard) for guard in metrics_guard],
+        responses=metrics_errors,
+    )
     async def metrics() -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 

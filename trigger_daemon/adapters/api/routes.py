@@ -1,7 +1,9 @@
 """The v1 and v2 route tables, with the Formance spec's operation ids.
 
 Each router is mounted twice by `app`: at the root and under `/api/orchestration` (the path the
-SDKs and a Formance gateway use); only the root copy appears in the OpenAPI document.
+SDKs and a Formance gateway use); only the root copy appears in the OpenAPI document. With
+authentication on, each route requires its Formance scope: GET routes `orchestration:read`, the
+others (create, delete, test) `orchestration:write`.
 """
 
 from __future__ import annotations
@@ -9,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from trigger_daemon.adapters.api import schemas
+from trigger_daemon.adapters.api.auth import READ, WRITE, ApiAuth, requires
 from trigger_daemon.adapters.api.handlers import V1_OCCURRENCES_LIMIT, TriggerHandlers
 from trigger_daemon.core.triggers import TriggerDefinition
 
@@ -19,13 +22,35 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     "default": {"model": schemas.Error, "description": "Error"},
 }
 
+
+def _inline_definitions(schema: dict[str, Any]) -> dict[str, Any]:
+    """The model's JSON schema with its `$defs` substituted in place: a `#/$defs/...` reference
+    inside an OpenAPI document would point at the document's root, where nothing is."""
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            reference = node.get("$ref", "")
+            if reference.startswith("#/$defs/"):
+                return resolve(dict(definitions[reference.removeprefix("#/$defs/")]))
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
 # The body is parsed by parse_definition, not by FastAPI, so every problem gets the same
 # message; this documents the same model it validates against.
 _TRIGGER_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": TriggerDefinition.model_json_schema(by_alias=True)}
+            "application/json": {
+                "schema": _inline_definitions(TriggerDefinition.model_json_schema(by_alias=True))
+            }
         },
     }
 }
@@ -46,8 +71,9 @@ _TEST_BODY = {
 }
 
 
-def v1_router(handlers: TriggerHandlers) -> APIRouter:
+def v1_router(handlers: TriggerHandlers, auth: ApiAuth | None = None) -> APIRouter:
     router = APIRouter(tags=["orchestration.v1"], responses=ERROR_RESPONSES)
+    _add = _adder(auth)
     _add(router, "GET", "/_info", handlers.server_info, "getServerInfo")
     _add(router, "GET", "/triggers", handlers.list_triggers, "listTriggers")
     _add(
@@ -80,8 +106,9 @@ def v1_router(handlers: TriggerHandlers) -> APIRouter:
     return router
 
 
-def v2_router(handlers: TriggerHandlers) -> APIRouter:
+def v2_router(handlers: TriggerHandlers, auth: ApiAuth | None = None) -> APIRouter:
     router = APIRouter(prefix="/v2", tags=["orchestration.v2"], responses=ERROR_RESPONSES)
+    _add = _adder(auth)
     _add(router, "GET", "/_info", handlers.server_info, "v2GetServerInfo")
     _add(
         router,
@@ -129,22 +156,30 @@ def v2_router(handlers: TriggerHandlers) -> APIRouter:
     return router
 
 
-def _add(
-    router: APIRouter,
-    method: str,
-    path: str,
-    endpoint: Callable[..., Any],
-    operation_id: str,
-    *,
-    status_code: int = 200,
-    **options: Any,
-) -> None:
-    router.add_api_route(
-        path,
-        endpoint,
-        methods=[method],
-        operation_id=operation_id,
-        status_code=status_code,
-        response_model_exclude_none=True,
-        **options,
-    )
+def _adder(auth: ApiAuth | None) -> Callable[..., None]:
+    """Adds a route, guarded by the scope its method needs when `auth` is set."""
+
+    def add(
+        router: APIRouter,
+        method: str,
+        path: str,
+        endpoint: Callable[..., Any],
+        operation_id: str,
+        *,
+        status_code: int = 200,
+        **options: Any,
+    ) -> None:
+        scope = READ if method == "GET" else WRITE
+        guard = [] if auth is None else [Depends(requires(auth, scope))]
+        router.add_api_route(
+            path,
+            endpoint,
+            methods=[method],
+            operation_id=operation_id,
+            status_code=status_code,
+            response_model_exclude_none=True,
+            dependencies=guard,
+            **options,
+        )
+
+    return add

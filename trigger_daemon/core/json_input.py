@@ -1,0 +1,97 @@
+"""JSON from outside (Kafka records, API bodies) parsed so that nothing in it can hurt later.
+
+`json.loads` alone accepts things the rest of the daemon cannot survive:
+
+    NaN, Infinity            not JSON; PostgreSQL's JSONB and other clients refuse them later
+    "\\ud800" (a lone half)  a str that cannot be encoded as UTF-8: the store write, the log line
+                             and the workflow call would each fail on it
+    "\\u0000" (NUL)          PostgreSQL stores no NUL in text or JSONB: the store write would
+                             fail on every redelivery and block the partition
+    [[[[...]]]] very deep    RecursionError in the parser, or later in whatever walks the value
+    a 5000-digit integer     ValueError (Python's int-string conversion limit), not JSONDecodeError
+
+`loads` turns each into a JSONInputError whose message says what was wrong (callers prefix it
+with what was being read). Integers stay exact.
+Imports only the standard library.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+# Formance events nest a few levels (payload.transactions[].postings[]); 100 is far beyond any
+# real document and far below the interpreter's recursion limit.
+MAX_DEPTH = 100
+
+# A \\u escape of a UTF-16 surrogate: only then can a lone surrogate reach a decoded str.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+class JSONInputError(ValueError):
+    """The text is not JSON the daemon accepts; the message says why, for a person."""
+
+
+def loads(text: str) -> Any:
+    """Parse `text` as strict JSON (no NaN/Infinity, no lone surrogates, nesting bounded)."""
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise JSONInputError(str(exc)) from None
+    except RecursionError:
+        raise JSONInputError(f"nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # an integer beyond the int-string conversion limit, NaN
+        raise JSONInputError(_first_sentence(exc)) from None
+    # str.count is fast; the walk only runs when the text could nest deeply at all.
+    if text.count("[") + text.count("{") > MAX_DEPTH and depth_exceeds(value, MAX_DEPTH):
+        raise JSONInputError(f"nested deeper than {MAX_DEPTH} levels")
+    if _SURROGATE_ESCAPE.search(text) and not _encodable(value):
+        raise JSONInputError("a string holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff)")
+    if "\\u0000" in text and any("\x00" in string for string in _strings(value)):
+        raise JSONInputError("a string holds a NUL character (\\u0000)")
+    return value
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string in `value`, object keys included (iterative)."""
+    found: list[str] = []
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, str):
+            found.append(current)
+        elif isinstance(current, dict):
+            found.extend(current)
+            stack.extend(current.values())
+        elif isinstance(current, list):
+            stack.extend(current)
+    return found
+
+
+def depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` levels (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        current, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = current.values() if isinstance(current, dict) else current
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def _encodable(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _first_sentence(exc: Exception) -> str:
+    return str(exc).split(";")[0]

@@ -4,6 +4,18 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/bootstrap.sh
+# The store's tests start a private PostgreSQL cluster (tests/integration/postgres.py) from
+# Debian's `postgresql` package; install it when missing (CI runs as root, without stdin).
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    echo "installing PostgreSQL (Debian's postgresql package) for the store's tests" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "warning: PostgreSQL is not installed and cannot be installed here; the store's" \
+      "PostgreSQL tests will fail (sudo apt-get install postgresql)" >&2
+  fi
+fi
 .venv/bin/ruff check trigger_daemon tests
 .venv/bin/ruff format --check trigger_daemon tests
 .venv/bin/mypy

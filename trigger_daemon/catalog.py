@@ -1,16 +1,21 @@
 """The set of active triggers: stored ones compiled into an index the pipeline reads.
 
 Every change (API create/delete, YAML reconcile) goes through the store first and then
-rebuilds the index, so what the pipeline matches is always what the store holds.
-Imports the core and the store protocol only.
+rebuilds the index, so what the pipeline matches is always what the store holds. Changes
+made through another replica are picked up by `watch`, which polls the store's triggers
+revision (one primary-key read) and rebuilds when it moved.
+Imports the core, the store protocol and the errors only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+
+import structlog
 
 from trigger_daemon.core.matching import TriggerIndex
 from trigger_daemon.core.triggers import (
@@ -21,8 +26,10 @@ from trigger_daemon.core.triggers import (
     compile_trigger,
     yaml_trigger_id,
 )
-from trigger_daemon.errors import ConflictError
+from trigger_daemon.errors import ConflictError, StoreError
 from trigger_daemon.ports import ReconcileResult, Store
+
+log = structlog.get_logger("trigger_daemon.catalog")
 
 
 class TriggerCatalog:
@@ -30,6 +37,7 @@ class TriggerCatalog:
         self._store = store
         self._index = TriggerIndex(())
         self._compiled: dict[str, CompiledTrigger] = {}
+        self._revision: int | None = None  # the store's revision the index was built from
         self._lock = asyncio.Lock()
 
     @property
@@ -42,10 +50,34 @@ class TriggerCatalog:
     async def refresh(self) -> None:
         """Rebuild the index from the store. Compilation reuses unchanged triggers."""
         async with self._lock:
+            # Read before the list: a change committed in between is seen again next poll.
+            revision = await self._store.triggers_revision()
             triggers = await self._store.list_triggers()
             compiled = {trigger.id: self._reuse_or_compile(trigger) for trigger in triggers}
             self._compiled = compiled
             self._index = TriggerIndex(compiled.values())
+            self._revision = revision
+
+    async def refresh_if_changed(self) -> bool:
+        """Rebuild the index when the store's triggers changed since the last build."""
+        if await self._store.triggers_revision() == self._revision:
+            return False
+        await self.refresh()
+        return True
+
+    async def watch(self, interval_seconds: float, stop: asyncio.Event) -> None:
+        """Until `stop` is set, pick up trigger changes made by other replicas within about
+        `interval_seconds`. A store outage keeps the current index and is retried."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval_seconds)
+            if stop.is_set():
+                return
+            try:
+                if await self.refresh_if_changed():
+                    log.info("triggers.refreshed", active=len(self._index))
+            except StoreError as exc:
+                log.warning("triggers.refresh_failed", error=str(exc), retriable=exc.retriable)
 
     def _reuse_or_compile(self, trigger: Trigger) -> CompiledTrigger:
         previous = self._compiled.get(trigger.id)

@@ -1,15 +1,15 @@
 """The SQL store against real databases: one suite, one fresh database per test and backend.
 
-Add a backend by adding a param to `store_url` (PostgreSQL: a URL on the test cluster with a
-fresh database per test); every test then runs against it too.
+Every test runs on SQLite (a file per test) and on PostgreSQL (a database per test on the
+session's private cluster, see postgres.py). Add a backend by adding a param to `store_url`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
 import sqlite3
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,23 +17,33 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from trigger_daemon.adapters.store import SqlStore, open_store
+from trigger_daemon.adapters.store import PoolLimits, SqlStore, open_store
 from trigger_daemon.adapters.store.engine import create_engine
 from trigger_daemon.adapters.store.schema import metadata
+from trigger_daemon.adapters.store.sql import store_errors
+from trigger_daemon.catalog import TriggerCatalog
 from trigger_daemon.core.occurrences import NewOccurrence, OccurrenceStatus, Outcome
-from trigger_daemon.core.triggers import Trigger, TriggerSource, yaml_trigger_id
+from trigger_daemon.core.triggers import Trigger, TriggerSource, parse_definition, yaml_trigger_id
 from trigger_daemon.errors import ConfigError, ConflictError, NotFoundError, StoreError
+
+from .conftest import wait_until
+from .postgres import PostgresCluster
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
+    if request.param == "postgresql":
+        # Asked for only here, so SQLite-only runs (-k sqlite) start no cluster.
+        cluster: PostgresCluster = request.getfixturevalue("postgres")
+        return cluster.new_database()
     raise NotImplementedError(request.param)
 
 
@@ -189,19 +199,74 @@ async def test_reconciling_an_empty_list_leaves_api_triggers(store: SqlStore) ->
     assert [t.id for t in await store.list_triggers()] == ["api-1"]
 
 
-async def test_two_processes_reconciling_at_once_store_one_copy(store_url: str) -> None:
+async def test_replicas_reconciling_the_same_file_at_once_store_one_copy(
+    store_url: str,
+) -> None:
     wanted = [yaml_trigger(f"trigger-{n}") for n in range(20)]
-    first, second = await open_store(store_url), await open_store(store_url)
+    replicas = [await open_store(store_url) for _ in range(4)]
     try:
-        await asyncio.gather(
-            first.replace_yaml_triggers(wanted), second.replace_yaml_triggers(wanted)
-        )
-        stored = await first.list_triggers()
+        results = await asyncio.gather(*(r.replace_yaml_triggers(wanted) for r in replicas))
+        stored = await replicas[0].list_triggers()
     finally:
-        await first.close()
-        await second.close()
+        for replica in replicas:
+            await replica.close()
 
     assert sorted(t.id for t in stored) == sorted(t.id for t in wanted)
+    # They took turns: one applied the file, the others found it applied.
+    assert sorted((r.added, r.unchanged) for r in results) == [(0, 20), (0, 20), (0, 20), (20, 0)]
+
+
+# Changes seen by other replicas
+
+
+async def test_every_trigger_change_moves_the_revision_and_nothing_else_does(
+    store: SqlStore,
+) -> None:
+    seen = [await store.triggers_revision()]
+
+    async def moved() -> bool:
+        seen.append(await store.triggers_revision())
+        return seen[-1] != seen[-2]
+
+    await store.create_trigger(api_trigger("t-1"))
+    assert await moved()
+    await store.replace_yaml_triggers([yaml_trigger("a")])
+    assert await moved()
+    await store.replace_yaml_triggers([yaml_trigger("a")])
+    assert not await moved()
+    await store.replace_yaml_triggers([yaml_trigger("a", "wf-2")])
+    assert await moved()
+    await store.replace_yaml_triggers([])
+    assert await moved()
+    await store.begin_occurrences([new_occurrence("t-1", "e-1")])
+    with pytest.raises(ConflictError):
+        await store.create_trigger(api_trigger("t-1"))
+    with pytest.raises(NotFoundError):
+        await store.delete_trigger("nope")
+    assert not await moved()
+    await store.delete_trigger("t-1")
+    assert await moved()
+
+
+async def test_a_trigger_changed_through_one_replica_is_active_on_another_within_a_second(
+    store_url: str,
+) -> None:
+    here, there = await open_store(store_url), await open_store(store_url)
+    writer, watcher = TriggerCatalog(here), TriggerCatalog(there)
+    await watcher.refresh()
+    stop = asyncio.Event()
+    watching = asyncio.create_task(watcher.watch(0.05, stop))
+    try:
+        created = await writer.create(parse_definition({"event": "E", "workflowID": "wf"}))
+        await wait_until(lambda: watcher.compiled(created.id) is not None, within_seconds=1)
+        await writer.delete(created.id)
+        await wait_until(lambda: watcher.compiled(created.id) is None, within_seconds=1)
+        stop.set()
+        await asyncio.wait_for(watching, timeout=5)
+    finally:
+        watching.cancel()
+        await here.close()
+        await there.close()
 
 
 # Occurrences
@@ -239,6 +304,40 @@ async def test_a_finished_occurrence_stays_final_when_begun_again(store: SqlStor
     assert again == finished
     assert again.is_final
     assert not fresh.is_final
+
+
+async def test_replicas_beginning_the_same_occurrences_at_once_share_one_row_each(
+    store_url: str,
+) -> None:
+    pairs = [new_occurrence(f"t-{n % 3}", f"e-{n}") for n in range(60)]
+    replicas = [await open_store(store_url) for _ in range(3)]
+    try:
+        begun = await asyncio.gather(
+            replicas[0].begin_occurrences(pairs),
+            replicas[1].begin_occurrences(pairs[::-1]),
+            replicas[2].begin_occurrences(pairs[10:50]),
+        )
+        stored = await replicas[0].list_occurrences("t-0", limit=1000)
+    finally:
+        for replica in replicas:
+            await replica.close()
+
+    by_pair = {(o.trigger_id, o.event_id): o.id for o in begun[0]}
+    assert {(o.trigger_id, o.event_id): o.id for o in begun[1]} == by_pair
+    assert all(by_pair[(o.trigger_id, o.event_id)] == o.id for o in begun[2])
+    assert len(stored) == 20
+
+
+async def test_an_occurrence_keeps_its_first_outcome(store: SqlStore) -> None:
+    [pending] = await store.begin_occurrences([new_occurrence("t-1", "e-1")])
+    first = await store.finish_occurrence(
+        pending.id, Outcome.succeeded({"id": "wi-1"}, attempts=1, vars={})
+    )
+
+    second = await store.finish_occurrence(pending.id, Outcome.failed("late", attempts=2))
+
+    assert second == first
+    assert await store.get_occurrence(pending.id) == first
 
 
 async def test_finish_occurrence_records_the_outcome(store: SqlStore) -> None:
@@ -309,13 +408,71 @@ async def test_data_survives_closing_and_reopening(
     assert not [r for r in caplog.records if r.getMessage().startswith("Running upgrade")]
 
 
-async def test_two_processes_starting_on_a_new_database_both_open_it(store_url: str) -> None:
-    first, second = await asyncio.gather(open_store(store_url), open_store(store_url))
+async def test_replicas_starting_on_a_new_database_at_once_migrate_it_once(
+    store_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="alembic"):
+        replicas = await asyncio.gather(*(open_store(store_url) for _ in range(4)))
 
-    await first.ping()
-    await second.ping()
-    await first.close()
-    await second.close()
+    for replica in replicas:
+        await replica.ping()
+        await replica.close()
+    upgrades = [r for r in caplog.records if r.getMessage().startswith("Running upgrade")]
+    assert [r.getMessage() for r in upgrades] == [
+        "Running upgrade  -> 0001, Triggers and their occurrences.",
+        "Running upgrade 0001 -> 0002, A change counter per kind of stored thing, for "
+        "replicas to notice each other's changes.",
+    ]
+
+
+async def test_operations_beyond_the_pool_wait_for_a_connection(store_url: str) -> None:
+    store = await open_store(store_url, pool=PoolLimits(pool_size=1, max_overflow=0))
+    try:
+        await store.create_trigger(api_trigger("t-1"))
+        pages = await asyncio.gather(
+            *(store.list_occurrences("t-1", limit=1) for _ in range(30)),
+            *(store.begin_occurrences([new_occurrence("t-1", f"e-{n}")]) for n in range(30)),
+        )
+        connections = await _connections_of(store, store_url)
+    finally:
+        await store.close()
+
+    assert len(pages) == 60
+    assert connections <= 1
+
+
+async def _connections_of(store: SqlStore, store_url: str) -> int:
+    """Server connections of this store's database (PostgreSQL), or 0 (SQLite)."""
+    if not store_url.startswith("postgresql"):
+        return 0
+    database = store_url.rsplit("/", 1)[1]
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = :db AND application_name = 'trigger-daemon'"
+    )
+    async with store._engine.connect() as conn:  # the store's own (single) connection
+        return int((await conn.execute(query, {"db": database})).scalar_one())
+
+
+async def test_a_postgresql_restart_is_survived_without_reopening_the_store() -> None:
+    cluster = await asyncio.to_thread(PostgresCluster.start)
+    store = await open_store(await asyncio.to_thread(cluster.new_database))
+    try:
+        await store.create_trigger(api_trigger("t-1"))
+        await store.ping()  # the pool holds a connection the restart will break
+        await asyncio.to_thread(cluster.pause)
+
+        with pytest.raises(StoreError) as caught:
+            await asyncio.wait_for(store.ping(), timeout=15)
+        await asyncio.to_thread(cluster.resume)
+
+        assert caught.value.retriable
+        assert await store.get_trigger("t-1") == api_trigger("t-1")
+        [begun] = await store.begin_occurrences([new_occurrence("t-1", "e-1")])
+        assert begun.status is OccurrenceStatus.PENDING
+    finally:
+        await store.close()
+        await asyncio.to_thread(cluster.stop)
 
 
 async def test_migrated_schema_matches_schema_module(store: SqlStore, store_url: str) -> None:
@@ -328,7 +485,7 @@ async def test_migrated_schema_matches_schema_module(store: SqlStore, store_url:
         await engine.dispose()
 
     assert diff == []
-    assert revision == "0001"
+    assert revision == "0002"
 
 
 def _schema_diff(conn: Connection) -> list[object]:
@@ -350,10 +507,17 @@ async def test_a_database_from_a_newer_release_is_refused(store: SqlStore, store
     assert not caught.value.retriable
 
 
-async def test_sqlite_runs_in_wal_mode_with_full_sync(store_url: str) -> None:
-    if not store_url.startswith("sqlite"):
-        pytest.skip("SQLite only")
-    engine = create_engine(store_url)
+# SQLite only
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+async def test_sqlite_runs_in_wal_mode_with_full_sync(sqlite_url: str) -> None:
+    await (await open_store(sqlite_url)).close()
+    engine = create_engine(sqlite_url)
     try:
         async with engine.connect() as conn:
             journal = (await conn.execute(text("PRAGMA journal_mode"))).scalar()
@@ -364,13 +528,10 @@ async def test_sqlite_runs_in_wal_mode_with_full_sync(store_url: str) -> None:
     assert (journal, synchronous) == ("wal", 2)  # 2 is FULL
 
 
-async def test_a_locked_sqlite_database_is_a_retriable_store_error(
-    store: SqlStore, store_url: str
-) -> None:
-    if not store_url.startswith("sqlite"):
-        pytest.skip("SQLite only")
-    impatient = SqlStore(create_engine(store_url, sqlite_busy_timeout_ms=50))
-    holder = sqlite3.connect(store_url.removeprefix("sqlite:///"), isolation_level=None)
+async def test_a_locked_sqlite_database_is_a_retriable_store_error(sqlite_url: str) -> None:
+    await (await open_store(sqlite_url)).close()
+    impatient = SqlStore(create_engine(sqlite_url, sqlite_busy_timeout_ms=50))
+    holder = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")
         with pytest.raises(StoreError) as caught:
@@ -383,6 +544,34 @@ async def test_a_locked_sqlite_database_is_a_retriable_store_error(
     assert str(caught.value) == "store: create trigger failed: OperationalError: database is locked"
 
 
+class _DriverError(Exception):
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"SQLSTATE {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "retriable"),
+    [
+        ("57P03", True),  # cannot connect now: the server is starting
+        ("57P01", True),  # admin shutdown: a fast stop or restart
+        ("08006", True),  # connection failure
+        ("53300", True),  # too many connections
+        ("40P01", True),  # deadlock detected
+        ("23505", False),  # unique violation
+        ("22P02", False),  # invalid text representation
+    ],
+)
+def test_postgresql_errors_that_pass_with_time_are_retriable(
+    sqlstate: str, retriable: bool
+) -> None:
+    with pytest.raises(StoreError) as caught, store_errors("read trigger"):
+        raise sa_exc.DBAPIError("SELECT 1", None, _DriverError(sqlstate))
+
+    assert caught.value.retriable is retriable
+    assert str(caught.value) == f"store: read trigger failed: _DriverError: SQLSTATE {sqlstate}"
+
+
 async def test_an_unusable_url_is_a_config_error_without_the_password() -> None:
     with pytest.raises(ConfigError) as caught:
         await open_store("mysql://user:s3cret@db/triggers")
@@ -391,9 +580,10 @@ async def test_an_unusable_url_is_a_config_error_without_the_password() -> None:
     assert "mysql" in str(caught.value)
 
 
-async def test_a_missing_driver_is_a_config_error_without_the_password() -> None:
-    if importlib.util.find_spec("asyncpg") is not None:
-        pytest.skip("asyncpg is installed")
+async def test_a_missing_driver_is_a_config_error_without_the_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "asyncpg", None)  # `import asyncpg` now fails
     with pytest.raises(ConfigError, match="asyncpg") as caught:
         await open_store("postgresql://user:s3cret@localhost/triggers")
 

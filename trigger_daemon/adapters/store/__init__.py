@@ -3,6 +3,8 @@
 Owns the tables (schema.py), their Alembic migrations (migrations/), the engine set-up
 (engine.py) and the queries (sql.py). `open_store(url)` is the one way in: it builds the
 engine, migrates the database to the newest revision and returns a ready `SqlStore`.
+Replicas starting at once on one PostgreSQL database migrate one at a time (an advisory lock,
+see migrations/); the others wait, then find nothing to do.
 
 Imports only the core, ports and errors of this project, plus SQLAlchemy and Alembic; no
 other adapter.
@@ -15,22 +17,23 @@ import asyncio
 from alembic.util.exc import CommandError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from trigger_daemon.adapters.store.engine import create_engine, writer
+from trigger_daemon.adapters.store.engine import PoolLimits, create_engine, writer
 from trigger_daemon.adapters.store.migrations import upgrade_to_head
 from trigger_daemon.adapters.store.sql import SqlStore, store_errors
 from trigger_daemon.errors import StoreError
 
-__all__ = ["SqlStore", "open_store"]
+__all__ = ["PoolLimits", "SqlStore", "open_store"]
 
 
 _OPEN_ATTEMPTS = 6
 
 
-async def open_store(url: str) -> SqlStore:
+async def open_store(url: str, *, pool: PoolLimits | None = None) -> SqlStore:
     """Connect to `url` (sqlite:///PATH, sqlite:///:memory:, postgresql://…), bring its
-    schema to the newest revision, and return the store. Raises ConfigError for a URL this
-    daemon cannot use and StoreError when the database cannot be reached or migrated."""
-    engine = create_engine(url)
+    schema to the newest revision, and return the store. `pool` bounds the PostgreSQL
+    connections. Raises ConfigError for a URL this daemon cannot use and StoreError when the
+    database cannot be reached or migrated."""
+    engine = create_engine(url, pool=pool)
     try:
         await _migrate_with_retries(engine)
     except BaseException:

@@ -11,6 +11,15 @@ read-then-write would not be atomic; here SQLAlchemy emits BEGIN itself, and
 `BEGIN IMMEDIATE` for engines made by `writer()`, which takes the write lock up front so
 two writers queue on `busy_timeout` instead of one failing with "database is locked".
 
+PostgreSQL connections come from a bounded pool (`PoolLimits`): a replica holds at most
+`pool_size + max_overflow` connections, waits up to `pool_timeout_seconds` for a free one
+(then a retriable StoreError), and recycles each after half an hour (proxies and load
+balancers drop idle connections). Connecting and each statement have a timeout, so a server
+that stops answering fails the operation instead of hanging it. There is no ping before each
+use (it cost a quarter of the store's time per event): when a server restart has broken the
+pooled connections, the first operation fails with a retriable StoreError, which the
+pipeline retries, and SQLAlchemy then replaces every connection older than the failure.
+
 Imports SQLAlchemy and errors only. The URL (it may hold a password) never goes into a
 message.
 """
@@ -19,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event
@@ -39,6 +49,23 @@ _ASYNC_DRIVERS = {
     "postgres": "postgresql+asyncpg",
     "postgresql+asyncpg": "postgresql+asyncpg",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class PoolLimits:
+    """Connections one process may hold to PostgreSQL, and how long it waits for one.
+
+    Budget: replicas * (pool_size + max_overflow) must stay below the server's
+    max_connections (100 by default) minus what other clients need.
+    """
+
+    pool_size: int = 5
+    max_overflow: int = 5
+    pool_timeout_seconds: float = 30.0
+    recycle_seconds: int = 1800
+    connect_timeout_seconds: float = 10.0
+    statement_timeout_seconds: float = 60.0
+
 
 # An execution option read by the SQLite BEGIN hook: this engine's transactions write.
 _WRITE_OPTION = "trigger_daemon_writes"
@@ -63,13 +90,18 @@ def async_url(url: str) -> URL:
     return parsed.set(drivername=driver)
 
 
-def create_engine(url: str, *, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+    pool: PoolLimits | None = None,
+) -> AsyncEngine:
     """An engine for `url`; nothing is connected until first use."""
     target = async_url(url)
     try:
         if target.get_backend_name() == "sqlite":
             return _sqlite_engine(target, sqlite_busy_timeout_ms)
-        return create_async_engine(target, pool_pre_ping=True, json_serializer=_compact_json)
+        return _postgresql_engine(target, pool or PoolLimits())
     except ImportError as exc:
         raise ConfigError(
             f"store.url: the {target.get_driver_name()} driver is not installed "
@@ -80,6 +112,23 @@ def create_engine(url: str, *, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT
 def writer(engine: AsyncEngine) -> AsyncEngine:
     """The same engine and pool, whose transactions take SQLite's write lock when they begin."""
     return engine.execution_options(**{_WRITE_OPTION: True})
+
+
+def _postgresql_engine(url: URL, limits: PoolLimits) -> AsyncEngine:
+    return create_async_engine(
+        url,
+        json_serializer=_compact_json,
+        pool_size=limits.pool_size,
+        max_overflow=limits.max_overflow,
+        pool_timeout=limits.pool_timeout_seconds,
+        pool_recycle=limits.recycle_seconds,
+        pool_pre_ping=False,  # see the module docstring
+        connect_args={
+            "timeout": limits.connect_timeout_seconds,
+            "command_timeout": limits.statement_timeout_seconds,
+            "server_settings": {"application_name": "trigger-daemon"},
+        },
+    )
 
 
 def _sqlite_engine(url: URL, busy_timeout_ms: int) -> AsyncEngine:

@@ -96,3 +96,14 @@ occurrences = Table(
     # A seq is never reused, even after the newest row is deleted: API cursors stay valid.
     sqlite_autoincrement=True,
 )
+
+# One counter per kind of stored thing, bumped in the same transaction as every change to it:
+# replicas poll the `triggers` row to know when to reload their triggers.
+store_revisions = Table(
+    "store_revisions",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+TRIGGERS_REVISION = "triggers"

@@ -1,14 +1,23 @@
 """SqlStore: the `ports.Store` of triggers and occurrences on SQLAlchemy Core (async).
 
-One code path serves SQLite and PostgreSQL; the only dialect-specific statement is
-insert-if-absent (`_insert_if_absent`). Writes run in one transaction each, on the writer
-engine (SQLite takes its write lock at BEGIN, see engine.py). Library errors become
-`errors.StoreError` here, at the boundary, with `retriable` set when trying again may help;
-messages name the operation and the driver's reason, never SQL text or the URL.
+One code path serves SQLite and PostgreSQL; what differs by dialect is insert-if-absent
+(`_insert_if_absent`), the lock that serialises YAML reconciliation (`_serialise`), and how
+an occurrence page names its trigger so each planner reads the right index
+(`_occurrence_page`). Writes run in one transaction each, on the writer engine (SQLite
+takes its write lock at BEGIN, see engine.py). Library errors become `errors.StoreError`
+here, at the boundary, with `retriable` set when trying again may help; messages name the
+operation and the driver's reason, never SQL text or the URL.
+
+Several replicas share one PostgreSQL database, so every rule that must hold across them is
+the database's: one occurrence per (trigger, event) is a unique constraint; an outcome is
+written once (only a `pending` row is finished); reconciliations run one at a time; and every
+trigger change bumps the `triggers` revision in its own transaction, which replicas poll.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -16,7 +25,19 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from sqlalchemy import Insert, RowMapping, Select, Table, delete, select, text, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    RowMapping,
+    Select,
+    Table,
+    Update,
+    delete,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -30,14 +51,23 @@ from trigger_daemon.adapters.store.rows import (
     trigger_from_row,
     trigger_values,
 )
-from trigger_daemon.adapters.store.schema import occurrences, triggers
-from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, Outcome
+from trigger_daemon.adapters.store.schema import (
+    TRIGGERS_REVISION,
+    occurrences,
+    store_revisions,
+    triggers,
+)
+from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, OccurrenceStatus, Outcome
 from trigger_daemon.core.triggers import Trigger, TriggerSource
 from trigger_daemon.errors import ConflictError, NotFoundError, StoreError
 from trigger_daemon.ports import ReconcileResult, Store
 
 # Bound parameters per SELECT … IN stay far below every backend's limit.
 _PAIRS_PER_QUERY = 400
+
+# Names the PostgreSQL advisory lock that makes YAML reconciliations take turns (any constant
+# shared by every replica; the migrations use another).
+_POSTGRES_RECONCILE_LOCK = 0x7472_6967_7961_6D6C  # "trigyaml"
 
 
 class SqlStore:
@@ -46,6 +76,9 @@ class SqlStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._writer = writer(engine)
+        # SQLite has one writer at a time. Queueing writers here, in the event loop, keeps
+        # them off SQLite's busy handler, which sleeps in steps of up to 100 ms.
+        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     async def __aenter__(self) -> Self:
         return self
@@ -87,21 +120,36 @@ class SqlStore:
         async with self._writing("create trigger") as conn:
             insert = _insert_if_absent(conn, triggers).values(trigger_values(trigger))
             inserted = (await conn.execute(insert)).rowcount
+            if inserted:
+                await _bump_revision(conn, TRIGGERS_REVISION)
         if not inserted:
             raise ConflictError(f"trigger {trigger.id} already exists")
 
     async def delete_trigger(self, trigger_id: str) -> None:
         async with self._writing("delete trigger") as conn:
             deleted = await conn.execute(delete(triggers).where(triggers.c.id == trigger_id))
+            if deleted.rowcount:
+                await _bump_revision(conn, TRIGGERS_REVISION)
         if not deleted.rowcount:
             raise NotFoundError(f"trigger {trigger_id} not found")
 
     async def replace_yaml_triggers(self, triggers_: Sequence[Trigger]) -> ReconcileResult:
         wanted = _unique_by_id(triggers_)
         async with self._writing("reconcile YAML triggers") as conn:
+            # Replicas starting with the same file take turns: the first applies it, the
+            # others then read it back as unchanged.
+            await _serialise(conn, _POSTGRES_RECONCILE_LOCK)
             plan = _plan_reconcile(await _stored_yaml_triggers(conn), wanted)
             await _apply_reconcile(conn, plan)
+            if plan.upsert or plan.removed:
+                await _bump_revision(conn, TRIGGERS_REVISION)
         return plan.result
+
+    async def triggers_revision(self) -> int:
+        query = select(store_revisions.c.value).where(store_revisions.c.name == TRIGGERS_REVISION)
+        async with self._reading("read triggers revision") as conn:
+            value = (await conn.execute(query)).scalar_one_or_none()
+        return int(value or 0)
 
     # Occurrences
 
@@ -111,22 +159,30 @@ class SqlStore:
         # Each pair once, in key order: two writers then lock rows in the same order, which
         # PostgreSQL needs to avoid deadlocks between overlapping batches.
         by_pair = {(n.trigger_id, n.event_id): n for n in new}
+        pairs = sorted(by_pair)
         now = datetime.now(UTC)
-        rows = [pending_values(by_pair[pair], now) for pair in sorted(by_pair)]
+        rows = [pending_values(by_pair[pair], now) for pair in pairs]
         async with self._writing("record occurrences") as conn:
-            await conn.execute(_insert_if_absent(conn, occurrences), rows)
-            stored = await _occurrences_by_pair(conn, sorted(by_pair))
+            stored = await _insert_pending(conn, rows)
+            existing = [pair for pair in pairs if pair not in stored]
+            if existing:  # redelivered events: read what is there
+                stored.update(await _occurrences_by_pair(conn, existing))
         return [stored[(n.trigger_id, n.event_id)] for n in new]
 
     async def finish_occurrence(self, occurrence_id: str, outcome: Outcome) -> Occurrence:
+        # Only a pending row: the first outcome written stays, whoever else finishes it.
         change = (
             update(occurrences)
-            .where(occurrences.c.id == occurrence_id)
+            .where(
+                occurrences.c.id == occurrence_id,
+                occurrences.c.status == str(OccurrenceStatus.PENDING),
+            )
             .values(outcome_values(outcome))
         )
         async with self._writing("record outcome") as conn:
-            await conn.execute(change)
-            row = await _occurrence_row(conn, occurrence_id)
+            row = await _execute_returning_row(conn, change)
+            if row is None:  # already final (or unknown): what is stored
+                row = await _occurrence_row(conn, occurrence_id)
         if row is None:
             raise NotFoundError(f"occurrence {occurrence_id} not found")
         return occurrence_from_row(row)
@@ -146,8 +202,8 @@ class SqlStore:
         before_seq: int | None = None,
         after_seq: int | None = None,
     ) -> list[Occurrence]:
-        query = _occurrence_page(trigger_id, limit, before_seq, after_seq)
         async with self._reading("list occurrences") as conn:
+            query = _occurrence_page(conn.dialect.name, trigger_id, limit, before_seq, after_seq)
             rows = (await conn.execute(query)).mappings().all()
         page = [occurrence_from_row(row) for row in rows]
         # Paging towards newer rows reads upwards from the cursor; the answer is newest first.
@@ -163,9 +219,10 @@ class SqlStore:
 
     @asynccontextmanager
     async def _writing(self, operation: str) -> AsyncIterator[AsyncConnection]:
-        with store_errors(operation):
-            async with self._writer.begin() as conn:
-                yield conn
+        async with self._write_lock or contextlib.nullcontext():
+            with store_errors(operation):
+                async with self._writer.begin() as conn:
+                    yield conn
 
 
 @contextmanager
@@ -185,11 +242,21 @@ def _reason(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {cause}"
 
 
+# PostgreSQL SQLSTATEs (or their two-character classes) that pass with time: a lost or
+# refused connection, a server starting or shutting down, too many connections, a lock or
+# serialisation conflict. https://www.postgresql.org/docs/current/errcodes-appendix.html
+_TRANSIENT_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "40001", "40P01", "55P03")
+
+
 def _is_retriable(exc: BaseException) -> bool:
-    """Locks, lost connections and exhausted pools pass; constraint or data errors do not."""
+    """Locks, lost connections, a restarting server and exhausted pools pass; constraint or
+    data errors do not."""
     if isinstance(exc, sa_exc.DBAPIError):
-        return exc.connection_invalidated or isinstance(
-            exc, sa_exc.OperationalError | sa_exc.InterfaceError
+        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+        return (
+            exc.connection_invalidated
+            or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+            or sqlstate.startswith(_TRANSIENT_SQLSTATES)
         )
     return True
 
@@ -201,6 +268,20 @@ def _insert_if_absent(conn: AsyncConnection, table: Table) -> Insert:
     if conn.dialect.name == "sqlite":
         return sqlite.insert(table).on_conflict_do_nothing()
     raise StoreError(f"store: unsupported database {conn.dialect.name!r}", retriable=False)
+
+
+async def _serialise(conn: AsyncConnection, key: int) -> None:
+    """Hold a lock named `key` until this transaction ends. SQLite needs none: the writer's
+    BEGIN IMMEDIATE already holds the database's only write lock."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+async def _bump_revision(conn: AsyncConnection, name: str) -> None:
+    counter = store_revisions.c.value
+    await conn.execute(
+        update(store_revisions).where(store_revisions.c.name == name).values(value=counter + 1)
+    )
 
 
 def _escape_like(text_: str) -> str:
@@ -267,6 +348,30 @@ async def _apply_reconcile(conn: AsyncConnection, plan: _ReconcilePlan) -> None:
 # Occurrence queries
 
 
+async def _insert_pending(
+    conn: AsyncConnection, rows: Sequence[dict[str, Any]]
+) -> dict[tuple[str, str], Occurrence]:
+    """Insert the rows whose pair is new; return those it inserted (by pair), in one round
+    trip where the database can return inserted rows (PostgreSQL, SQLite >= 3.35)."""
+    insert = _insert_if_absent(conn, occurrences)
+    if not conn.dialect.insert_returning:
+        await conn.execute(insert, rows)
+        return {}
+    result = await conn.execute(insert.returning(*occurrences.c), rows)
+    return {
+        (row["trigger_id"], row["event_id"]): occurrence_from_row(row) for row in result.mappings()
+    }
+
+
+async def _execute_returning_row(conn: AsyncConnection, change: Update) -> RowMapping | None:
+    """Run an UPDATE of at most one occurrence; return the row it changed, or None when it
+    changed none (or the database cannot say in the same statement)."""
+    if not conn.dialect.update_returning:
+        await conn.execute(change)
+        return None
+    return (await conn.execute(change.returning(*occurrences.c))).mappings().first()
+
+
 async def _occurrence_row(conn: AsyncConnection, occurrence_id: str) -> RowMapping | None:
     query = select(occurrences).where(occurrences.c.id == occurrence_id)
     return (await conn.execute(query)).mappings().first()
@@ -286,17 +391,33 @@ async def _occurrences_by_pair(
 
 
 def _occurrence_page(
-    trigger_id: str, limit: int, before_seq: int | None, after_seq: int | None
+    dialect: str, trigger_id: str, limit: int, before_seq: int | None, after_seq: int | None
 ) -> Select[Any]:
+    """One trigger's occurrences between the cursors, newest first (oldest first when paging
+    towards newer rows), read from ix_occurrences_trigger_seq starting at the cursor.
+
+    PostgreSQL, given `trigger_id = t ORDER BY seq`, may walk the primary key (seq) backwards
+    from the newest row and filter on trigger_id: it assumes a trigger's rows are spread
+    evenly, and for a trigger whose occurrences are all old it then reads most of the table
+    (bench/explain_occurrences.py shows it). `trigger_id BETWEEN t AND t` selects the same
+    rows but is not an equality to the planner, so ORDER BY (trigger_id, seq) stays an order
+    that only the two-column index gives. SQLite always picks that index, and starts the scan
+    at the cursor only with `=`.
+    """
     if limit < 0:
         raise ValueError(f"limit must not be negative, got {limit}")
-    seq = occurrences.c.seq
-    query = select(occurrences).where(occurrences.c.trigger_id == trigger_id).limit(limit)
+    trigger, seq = occurrences.c.trigger_id, occurrences.c.seq
+    of_trigger: ColumnElement[bool]
+    if dialect == "postgresql":
+        of_trigger = trigger.between(trigger_id, trigger_id)
+    else:
+        of_trigger = trigger == trigger_id
+    query = select(occurrences).where(of_trigger).limit(limit)
     if before_seq is not None:
         query = query.where(seq < before_seq)
     if after_seq is not None:
-        return query.where(seq > after_seq).order_by(seq.asc())
-    return query.order_by(seq.desc())
+        return query.where(seq > after_seq).order_by(trigger.asc(), seq.asc())
+    return query.order_by(trigger.desc(), seq.desc())
 
 
 if TYPE_CHECKING:

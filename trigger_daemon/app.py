@@ -19,17 +19,30 @@ import httpx
 import structlog
 
 from trigger_daemon import __version__
-from trigger_daemon.adapters.api import create_api, serving
-from trigger_daemon.adapters.kafka import KafkaConnection, KafkaDeadLetters, KafkaSource
+from trigger_daemon.adapters.api import (
+    ApiAuth,
+    JwksCache,
+    JwtAuthenticator,
+    StaticTokens,
+    create_api,
+    serving,
+)
+from trigger_daemon.adapters.kafka import (
+    KafkaConnection,
+    KafkaDeadLetters,
+    KafkaOutcomeEvents,
+    KafkaPublisher,
+    KafkaSource,
+)
 from trigger_daemon.adapters.orchestration import (
     BearerTokenAuth,
     ClientCredentialsAuth,
     OrchestrationClient,
 )
-from trigger_daemon.adapters.store import open_store
+from trigger_daemon.adapters.store import PoolLimits, open_store
 from trigger_daemon.calls import WorkflowCaller
 from trigger_daemon.catalog import TriggerCatalog
-from trigger_daemon.config import LoadedConfig, Settings, load_yaml_triggers
+from trigger_daemon.config import ApiAuthSettings, LoadedConfig, Settings, load_yaml_triggers
 from trigger_daemon.errors import StoreError
 from trigger_daemon.handler import LogOnlyDeadLetters, RecordHandler
 from trigger_daemon.pipeline import Pipeline
@@ -57,7 +70,11 @@ class Daemon:
         """Run until `stop` is set (or, with `until_idle`, until every record is handled)."""
         definitions = load_yaml_triggers(self._config)  # ConfigError before touching anything
         async with AsyncExitStack() as stack:
-            store = await open_store(self.settings.store.url)
+            store_settings = self.settings.store
+            store = await open_store(
+                store_settings.url,
+                pool=PoolLimits(store_settings.pool_size, store_settings.max_overflow),
+            )
             stack.push_async_callback(store.close)
             catalog = TriggerCatalog(store)
             result = await catalog.reconcile_yaml(definitions)
@@ -71,15 +88,17 @@ class Daemon:
             )
             api = await stack.enter_async_context(self._orchestration_client())
             connection = self._kafka_connection()
-            dead_letters = await stack.enter_async_context(self._dead_letters(connection))
+            publisher = await stack.enter_async_context(KafkaPublisher(connection))
+            dead_letters, outcome_events = self._publishing(publisher)
             source = await stack.enter_async_context(self._source(connection))
-            await stack.enter_async_context(self._serve_api(catalog, store))
             caller = WorkflowCaller(api, self.settings.orchestration.retry.policy())
-            handler = RecordHandler(catalog, store, caller, dead_letters)
+            await stack.enter_async_context(self._serve_api(catalog, store, caller))
+            handler = RecordHandler(catalog, store, caller, dead_letters, outcome_events)
             pipeline = Pipeline(
                 source,
                 handler,
                 max_in_flight=self.settings.pipeline.max_in_flight,
+                ordering_key=self.settings.pipeline.ordering_expression(),
                 must_pause=lambda: caller.breaker.is_open,
             )
             log.info(
@@ -88,11 +107,20 @@ class Daemon:
                 topics=self.settings.kafka.topics,
                 group_id=self.settings.kafka.group_id,
             )
-            await _run_with_grace(
-                pipeline.run(stop, until_idle=until_idle),
-                stop,
-                self.settings.shutdown_grace_seconds,
+            # Triggers changed through another replica's API become active here too.
+            watch = asyncio.create_task(
+                catalog.watch(store_settings.poll_interval_seconds, stop), name="trigger-watch"
             )
+            try:
+                await _run_with_grace(
+                    pipeline.run(stop, until_idle=until_idle),
+                    stop,
+                    self.settings.shutdown_grace_seconds,
+                )
+            finally:
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch
         log.info("daemon.stopped")
 
     def _orchestration_client(self) -> OrchestrationClient:
@@ -122,18 +150,28 @@ class Daemon:
             security_protocol=kafka.security_protocol,
             sasl_mechanism=kafka.sasl_mechanism,
             sasl_username=kafka.sasl_username,
-            sasl_password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
+            sasl_password=kafka.sasl_password,
             ssl_cafile=kafka.ssl_cafile,
+            ssl_certfile=kafka.ssl_certfile,
+            ssl_keyfile=kafka.ssl_keyfile,
+            ssl_key_password=kafka.ssl_key_password,
         )
 
-    @contextlib.asynccontextmanager
-    async def _dead_letters(self, connection: KafkaConnection) -> AsyncIterator[DeadLetterSink]:
-        topic = self.settings.kafka.dead_letter_topic
-        if topic is None:
-            yield LogOnlyDeadLetters()
-            return
-        async with KafkaDeadLetters(connection, topic) as sink:
-            yield sink
+    def _publishing(
+        self, publisher: KafkaPublisher
+    ) -> tuple[DeadLetterSink, KafkaOutcomeEvents | None]:
+        kafka = self.settings.kafka
+        dead_letters: DeadLetterSink = (
+            LogOnlyDeadLetters()
+            if kafka.dead_letter_topic is None
+            else KafkaDeadLetters(publisher, kafka.dead_letter_topic)
+        )
+        events = (
+            None
+            if kafka.events_topic is None
+            else KafkaOutcomeEvents(publisher, kafka.events_topic)
+        )
+        return dead_letters, events
 
     def _source(self, connection: KafkaConnection) -> KafkaSource:
         kafka = self.settings.kafka
@@ -147,16 +185,27 @@ class Daemon:
         )
 
     @contextlib.asynccontextmanager
-    async def _serve_api(self, catalog: TriggerCatalog, store: Store) -> AsyncIterator[None]:
+    async def _serve_api(
+        self, catalog: TriggerCatalog, store: Store, caller: WorkflowCaller
+    ) -> AsyncIterator[None]:
         async def readiness() -> dict[str, bool]:
             try:
                 await store.ping()
+                store_ok = True
             except StoreError:
-                return {"store": False}
-            return {"store": True}
+                store_ok = False
+            # An open circuit: the orchestration API is failing every call; work waits.
+            return {"store": store_ok, "orchestration": not caller.breaker.is_open}
 
-        app = create_api(catalog, store, readiness=readiness, version=__version__)
         api = self.settings.api
+        app = create_api(
+            catalog,
+            store,
+            readiness=readiness,
+            version=__version__,
+            auth=api_auth(api.auth),
+            max_body_bytes=api.max_body_bytes,
+        )
         async with serving(app, host=api.host, port=api.port) as port:
             self.api_url = f"http://{api.host}:{port}"
             self._api_started.set()
@@ -185,6 +234,25 @@ async def _run_with_grace(
     finally:
         stopping.cancel()
         task.cancel()
+
+
+def api_auth(settings: ApiAuthSettings) -> ApiAuth | None:
+    """The API's authentication from `api.auth`; None for mode `none`."""
+    if settings.mode == "token":
+        tokens = StaticTokens([(token.secret(), token.scopes) for token in settings.tokens])
+        return ApiAuth(tokens, protect_metrics=settings.protect_metrics)
+    if settings.mode == "jwt":
+        # The config guarantees all three in mode jwt.
+        keys = JwksCache(str(settings.jwks_url), max_age_seconds=settings.jwks_cache_seconds)
+        verifier = JwtAuthenticator(
+            keys,
+            issuer=str(settings.issuer),
+            audience=str(settings.audience),
+            algorithms=settings.algorithms,
+            leeway_seconds=settings.leeway_seconds,
+        )
+        return ApiAuth(verifier, protect_metrics=settings.protect_metrics)
+    return None
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:

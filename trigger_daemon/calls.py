@@ -52,6 +52,10 @@ class WorkflowCaller:
         self._sleep = sleep
         self._clock = clock
 
+    @property
+    def default_policy(self) -> RetryPolicy:
+        return self._default_policy
+
     async def run_workflow(
         self,
         workflow_id: str,

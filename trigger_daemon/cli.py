@@ -21,6 +21,7 @@ from trigger_daemon.core.events import Unprocessable
 from trigger_daemon.core.matching import envelope_for_test, explain
 from trigger_daemon.errors import BrokerError, ConfigError, StoreError
 from trigger_daemon.observability import configure_logging
+from trigger_daemon.redaction import collect_secrets
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -101,7 +102,9 @@ def _run(args: argparse.Namespace) -> int:
 
     config = _load(args)
     load_yaml_triggers(config)  # fail fast, before logging is redirected
-    configure_logging(config.settings.logging.level, config.settings.logging.format)
+    logging_settings = config.settings.logging
+    secrets = collect_secrets(config.settings)  # never printed, whatever logs them
+    configure_logging(logging_settings.level, logging_settings.format, secrets=secrets)
 
     async def serve() -> None:
         stop = asyncio.Event()

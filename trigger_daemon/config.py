@@ -9,6 +9,7 @@ environment only and never print.
 from __future__ import annotations
 
 import glob
+import ipaddress
 import json
 import os
 from pathlib import Path
@@ -25,6 +26,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from trigger_daemon.core.expressions import Expression, compile_expression
 from trigger_daemon.core.retry import RetryPolicy
 from trigger_daemon.core.triggers import TriggerDefinition, parse_definition
 from trigger_daemon.errors import ConfigError, TriggerValidationError
@@ -50,16 +52,42 @@ class KafkaSettings(_Section):
     session_timeout_ms: int = Field(10_000, ge=500)
     heartbeat_interval_ms: int = Field(3_000, ge=100)
     dead_letter_topic: str | None = "trigger-daemon-dlq"
+    # Where SUCCEEDED_TRIGGER / FAILED_TRIGGER events go (as Formance publishes them); null: none.
+    events_topic: str | None = None
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_cafile: str | None = None
+    # mTLS: the client certificate chain and its key (encrypted keys take ssl_key_password).
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_key_password: SecretStr | None = None
 
     @model_validator(mode="after")
     def _heartbeat_within_session(self) -> KafkaSettings:
         if self.heartbeat_interval_ms >= self.session_timeout_ms:
             raise ValueError("heartbeat_interval_ms must be shorter than session_timeout_ms")
+        return self
+
+    @model_validator(mode="after")
+    def _security_is_consistent(self) -> KafkaSettings:
+        sasl = self.security_protocol.startswith("SASL_")
+        tls = self.security_protocol.endswith("SSL")
+        if sasl and (self.sasl_mechanism is None or not self.sasl_username):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_mechanism, "
+                "sasl_username and sasl_password"
+            )
+        if sasl and self.sasl_password is None:
+            raise ValueError("sasl_password is missing (set TRIGGER_DAEMON_KAFKA__SASL_PASSWORD)")
+        if not sasl and self.sasl_mechanism is not None:
+            raise ValueError("sasl_mechanism needs security_protocol SASL_PLAINTEXT or SASL_SSL")
+        tls_files = (self.ssl_cafile, self.ssl_certfile, self.ssl_keyfile)
+        if not tls and (any(tls_files) or self.ssl_key_password is not None):
+            raise ValueError("ssl_* settings need security_protocol SSL or SASL_SSL")
+        if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
+            raise ValueError("a client certificate needs ssl_certfile and ssl_keyfile together")
         return self
 
     @field_validator("topics", mode="before")
@@ -113,7 +141,13 @@ class OrchestrationSettings(_Section):
 
 
 class StoreSettings(_Section):
-    url: str = "sqlite:///./trigger-daemon.db"
+    # Out of reprs: a postgresql:// URL can carry a password.
+    url: str = Field("sqlite:///./trigger-daemon.db", repr=False)
+    # PostgreSQL connections per replica: pool_size kept open, up to max_overflow more.
+    pool_size: int = Field(5, ge=1, le=100)
+    max_overflow: int = Field(5, ge=0, le=100)
+    # How often a replica checks for triggers changed through another replica's API.
+    poll_interval_seconds: float = Field(1.0, gt=0, le=60)
 
     @field_validator("url")
     @classmethod
@@ -123,9 +157,104 @@ class StoreSettings(_Section):
         return value
 
 
+API_READ_SCOPE = "orchestration:read"
+API_WRITE_SCOPE = "orchestration:write"
+ApiScope = Literal["orchestration:read", "orchestration:write"]
+
+
+class ApiToken(_Section):
+    """One static bearer token: its value (or the environment variable holding it) and scopes."""
+
+    token: SecretStr | None = Field(default=None, min_length=16)
+    token_env: str | None = None
+    scopes: list[ApiScope] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ApiToken:
+        if (self.token is None) == (self.token_env is None):
+            raise ValueError("give either token or token_env (the variable that holds it)")
+        if self.token_env is not None:
+            value = os.environ.get(self.token_env, "")
+            if len(value) < 16:
+                raise ValueError(
+                    f"environment variable {self.token_env} must hold a token "
+                    "of at least 16 characters"
+                )
+            self.token = SecretStr(value)
+        return self
+
+    def secret(self) -> str:
+        assert self.token is not None  # _one_source guarantees it
+        return self.token.get_secret_value()
+
+
+class ApiAuthSettings(_Section):
+    """Who may call the API: nobody checks (`none`), static tokens, or OAuth2 JWTs."""
+
+    mode: Literal["none", "token", "jwt"] = "none"
+    # `none` on a non-loopback host only when this says so explicitly.
+    allow_unauthenticated: bool = False
+    tokens: list[ApiToken] = Field(default_factory=list)
+    jwks_url: str | None = None
+    issuer: str | None = None
+    audience: str | None = None
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"], min_length=1)
+    leeway_seconds: float = Field(30.0, ge=0, le=300)
+    jwks_cache_seconds: float = Field(300.0, gt=0)
+    protect_metrics: bool = False
+
+    @field_validator("algorithms")
+    @classmethod
+    def _signed_algorithms(cls, value: list[str]) -> list[str]:
+        if any(name.lower() == "none" or name.startswith("HS") for name in value):
+            raise ValueError("only asymmetric algorithms (RS*, PS*, ES*, EdDSA) are allowed")
+        return value
+
+    @model_validator(mode="after")
+    def _mode_has_what_it_needs(self) -> ApiAuthSettings:
+        if self.mode == "token" and not self.tokens:
+            raise ValueError("mode token needs at least one entry in tokens")
+        if self.mode == "jwt":
+            missing = [key for key in ("jwks_url", "issuer", "audience") if not getattr(self, key)]
+            if missing:
+                raise ValueError(f"mode jwt needs {', '.join(missing)}")
+        return self
+
+    @field_validator("jwks_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        return value
+
+
 class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8081, ge=0, le=65535)
+    auth: ApiAuthSettings = Field(default_factory=ApiAuthSettings)
+    # Larger request bodies are refused with 413 before they are read.
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+
+    @model_validator(mode="after")
+    def _no_open_api_off_loopback(self) -> ApiSettings:
+        open_api = self.auth.mode == "none" and not self.auth.allow_unauthenticated
+        if open_api and not is_loopback(self.host):
+            raise ValueError(
+                f"refusing to serve the API on {self.host} without authentication: set "
+                "api.auth.mode to token or jwt, or bind api.host to 127.0.0.1, or set "
+                "api.auth.allow_unauthenticated: true if a proxy in front authenticates"
+            )
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` only accepts connections from this machine (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 class LoggingSettings(_Section):
@@ -142,6 +271,20 @@ class PipelineSettings(_Section):
     # Records fetched but not yet finished; fetching pauses at this many, so memory stays
     # flat whatever the backlog. Concurrency comes from distinct ordering keys.
     max_in_flight: int = Field(512, ge=1, le=100_000)
+    # Records with the same ordering key reach the API in order; different keys run side by
+    # side. Default: the Kafka record key (the partition when there is none). A JMESPath
+    # expression over the event (e.g. `event.ledger`) orders by its value instead.
+    ordering_key: str | None = None
+
+    @field_validator("ordering_key")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            compile_expression(value)  # ExpressionError is a ValueError: reported with the key
+        return value
+
+    def ordering_expression(self) -> Expression | None:
+        return None if self.ordering_key is None else compile_expression(self.ordering_key)
 
 
 class Settings(BaseSettings):

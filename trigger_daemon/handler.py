@@ -16,11 +16,18 @@ import structlog
 from trigger_daemon import observability as metrics
 from trigger_daemon.calls import CallResult, WorkflowCaller
 from trigger_daemon.catalog import TriggerCatalog
-from trigger_daemon.core.events import Envelope, Unprocessable, decode, event_id
+from trigger_daemon.core.events import Envelope, Unprocessable, event_id
 from trigger_daemon.core.expressions import ExpressionError, document_for
-from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, OccurrenceStatus, Outcome
+from trigger_daemon.core.occurrences import (
+    NewOccurrence,
+    Occurrence,
+    OccurrenceStatus,
+    Outcome,
+    outcome_event,
+)
+from trigger_daemon.core.retry import RetryPolicy
 from trigger_daemon.core.triggers import CompiledTrigger
-from trigger_daemon.ports import DeadLetter, DeadLetterSink, SourceRecord, Store
+from trigger_daemon.ports import DeadLetter, DeadLetterSink, OutcomeSink, SourceRecord, Store
 
 log = structlog.get_logger("trigger_daemon.handler")
 
@@ -34,16 +41,17 @@ class RecordHandler:
         store: Store,
         caller: WorkflowCaller,
         dead_letters: DeadLetterSink,
+        outcome_events: OutcomeSink | None = None,
     ) -> None:
         self._catalog = catalog
         self._store = store
         self._caller = caller
         self._dead_letters = dead_letters
+        self._outcome_events = outcome_events
 
-    async def handle(self, record: SourceRecord) -> None:
-        """Take one record to a durable outcome, or raise (then it is read again)."""
-        metrics.EVENTS_CONSUMED.labels(record.topic).inc()
-        decoded = decode(record.value)
+    async def handle(self, record: SourceRecord, decoded: Envelope | Unprocessable) -> None:
+        """Take one record (decoded once by the pipeline) to a durable outcome, or raise:
+        then it is handled again."""
         if isinstance(decoded, Unprocessable):
             await self._dead_letter(DeadLetter(record, decoded.reason.value, decoded.detail))
             return
@@ -100,6 +108,12 @@ class RecordHandler:
                         trigger_id=compiled.trigger.id,
                     )
                 )
+        if self._outcome_events is not None:
+            # Published before the outcome is written: a crash in between re-runs the pending
+            # occurrence (same idempotency key) and publishes again, so an event may repeat
+            # but is never lost.
+            event = outcome_event(occurrence.id, compiled.trigger.id, outcome, datetime.now(UTC))
+            await self._outcome_events.publish(event, key=compiled.trigger.id)
         finished = await self._store.finish_occurrence(occurrence.id, outcome)
         metrics.OCCURRENCES.labels(finished.status.value).inc()
         _log_outcome(finished, envelope, record)
@@ -118,6 +132,7 @@ class RecordHandler:
                 variables,
                 idempotency_key=occurrence.idempotency_key,
                 traceparent=traceparent.decode("ascii", "replace") if traceparent else None,
+                policy=self._retry_policy(compiled),
             )
         outcome = (
             "succeeded"
@@ -126,6 +141,10 @@ class RecordHandler:
         )
         metrics.WORKFLOW_CALLS.labels(outcome).inc()
         return result
+
+    def _retry_policy(self, compiled: CompiledTrigger) -> RetryPolicy | None:
+        override = compiled.trigger.retry
+        return None if override is None else override.over(self._caller.default_policy)
 
     async def _dead_letter(self, letter: DeadLetter) -> None:
         await self._dead_letters.publish(letter)

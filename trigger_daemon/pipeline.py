@@ -1,10 +1,14 @@
 """Scheduling records: key-ordered concurrency, bounded work, commits that never skip.
 
-Each fetched record joins the queue of its ordering key (the Kafka record key, or its
-partition when it has none); one worker per key handles its queue in order, so records of
-a key reach the API in order while other keys run beside them. Offsets are committed at each
+Each fetched record is decoded once and joins the queue of its ordering key (the Kafka record
+key, or its partition when it has none, or the value of the configured `ordering_key`
+expression); one worker per key handles its queue in order, so records of a key reach the
+API in order while other keys run beside them. Offsets are committed at each
 partition's longest finished prefix (`core.offsets`). Fetching pauses while `max_in_flight`
-records are queued or the orchestration circuit is open.
+records are queued or the orchestration circuit is open. When the queues are full the loop
+first waits for room (a fetch from paused partitions would only sit out its timeout, and
+aiokafka drops what it had prefetched for them); only when none comes within a fetch timeout
+does it pause and fetch, which keeps the consumer's poll alive.
 
 A record whose handling fails (store or broker trouble) is tried again in place after a
 back-off: its key waits, its partition's commit point does not pass it, and nothing is lost.
@@ -16,6 +20,7 @@ Imports the handler and the ports only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
@@ -23,6 +28,13 @@ from collections.abc import Callable
 import structlog
 
 from trigger_daemon import observability as metrics
+from trigger_daemon.core.events import Envelope, Unprocessable, decode
+from trigger_daemon.core.expressions import (
+    Expression,
+    ExpressionError,
+    document_for,
+    render_value,
+)
 from trigger_daemon.core.offsets import PartitionProgress
 from trigger_daemon.errors import BrokerError
 from trigger_daemon.handler import RecordHandler
@@ -35,7 +47,8 @@ COMMIT_INTERVAL_SECONDS = 0.2
 _MAX_RETRY_BACKOFF_SECONDS = 30.0
 
 Partition = tuple[str, int]
-OrderingKey = tuple[str, int, bytes | None]
+OrderingKey = tuple[str, int, bytes | str | None]
+Work = tuple[SourceRecord, Envelope | Unprocessable]
 
 
 class Pipeline:
@@ -47,20 +60,24 @@ class Pipeline:
         max_in_flight: int = 512,
         revoke_timeout_seconds: float = 20.0,
         must_pause: Callable[[], bool] = lambda: False,
+        ordering_key: Expression | None = None,
     ) -> None:
         self._source = source
         self._handler = handler
         self._max_in_flight = max_in_flight
         self._revoke_timeout = revoke_timeout_seconds
         self._must_pause = must_pause
+        self._ordering_key = ordering_key
         self._progress: dict[Partition, PartitionProgress] = {}
-        self._queues: dict[OrderingKey, deque[SourceRecord]] = {}
+        self._queues: dict[OrderingKey, deque[Work]] = {}
         self._workers: dict[OrderingKey, asyncio.Task[None]] = {}
         self._revoking: set[Partition] = set()
         self._uncommitted: set[Partition] = set()
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._room = asyncio.Event()  # set while fewer than max_in_flight records are queued
+        self._room.set()
         self._last_commit = 0.0
         source.set_revocation_handler(self._on_revoked)
 
@@ -84,6 +101,9 @@ class Pipeline:
             await self._commit(force=True)
 
     async def _fetch_and_dispatch(self) -> None:
+        if not self._room.is_set() and not self._must_pause():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._room.wait(), FETCH_TIMEOUT_SECONDS)
         if self._in_flight >= self._max_in_flight or self._must_pause():
             self._source.pause()
         else:
@@ -94,27 +114,44 @@ class Pipeline:
             log.warning("fetch.failed", error=str(exc))
             await asyncio.sleep(1.0)
             return
-        for records in batches.values():
+        for (topic, partition), records in batches.items():
+            metrics.EVENTS_CONSUMED.labels(topic).inc(len(records))  # per batch: labels() is slow
+            progress = self._progress.get((topic, partition))
+            if progress is None:
+                progress = self._progress[(topic, partition)] = PartitionProgress()
             for record in records:
-                self._dispatch(record)
-
-    def _dispatch(self, record: SourceRecord) -> None:
-        partition = (record.topic, record.partition)
-        self._progress.setdefault(partition, PartitionProgress()).start(record.offset)
-        key = (record.topic, record.partition, record.key)
-        self._queues.setdefault(key, deque()).append(record)
-        self._in_flight += 1
+                self._dispatch(record, progress)
         metrics.IN_FLIGHT.set(self._in_flight)
+
+    def _dispatch(self, record: SourceRecord, progress: PartitionProgress) -> None:
+        progress.start(record.offset)
+        decoded = decode(record.value)
+        key = (record.topic, record.partition, self._key_of(record, decoded))
+        self._queues.setdefault(key, deque()).append((record, decoded))
+        self._in_flight += 1
         self._idle.clear()
+        if self._in_flight >= self._max_in_flight:
+            self._room.clear()
         if key not in self._workers:
             self._workers[key] = asyncio.create_task(self._work(key), name=f"key-{key}")
+
+    def _key_of(
+        self, record: SourceRecord, decoded: Envelope | Unprocessable
+    ) -> bytes | str | None:
+        if self._ordering_key is None or isinstance(decoded, Unprocessable):
+            return record.key
+        try:
+            value = self._ordering_key.evaluate(document_for(decoded))
+        except ExpressionError:
+            return record.key
+        return record.key if value is None else render_value(value)
 
     async def _work(self, key: OrderingKey) -> None:
         queue = self._queues[key]
         try:
             while queue and key[:2] not in self._revoking:
-                record = queue[0]
-                await self._handle_until_done(record)
+                record, decoded = queue[0]
+                await self._handle_until_done(record, decoded)
                 queue.popleft()
                 self._finished(record)
         finally:
@@ -123,11 +160,13 @@ class Pipeline:
                 if not queue:
                     self._queues.pop(key, None)
 
-    async def _handle_until_done(self, record: SourceRecord) -> None:
+    async def _handle_until_done(
+        self, record: SourceRecord, decoded: Envelope | Unprocessable
+    ) -> None:
         failures = 0
         while True:
             try:
-                await self._handler.handle(record)
+                await self._handler.handle(record, decoded)
                 return
             except Exception:
                 failures += 1
@@ -149,8 +188,9 @@ class Pipeline:
         self._left(1)
 
     def _left(self, count: int) -> None:
-        self._in_flight -= count
-        metrics.IN_FLIGHT.set(self._in_flight)
+        self._in_flight -= count  # the IN_FLIGHT gauge is set once per fetch, not per record
+        if self._in_flight < self._max_in_flight:
+            self._room.set()
         if self._in_flight == 0:
             self._idle.set()
 

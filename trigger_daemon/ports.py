@@ -67,7 +67,12 @@ class Store(Protocol):
 
     async def replace_yaml_triggers(self, triggers: Sequence[Trigger]) -> ReconcileResult:
         """Make the stored YAML-sourced triggers equal to `triggers`, in one transaction.
-        A changed trigger keeps its id and createdAt."""
+        A changed trigger keeps its id and createdAt. Concurrent calls take turns."""
+        ...
+
+    async def triggers_revision(self) -> int:
+        """A counter that changes with every committed change to the triggers (by any
+        process sharing the store); cheap enough to poll every second."""
         ...
 
     async def begin_occurrences(self, new: Sequence[NewOccurrence]) -> list[Occurrence]:
@@ -75,7 +80,10 @@ class Store(Protocol):
         input order (existing ones as they are, maybe already final)."""
         ...
 
-    async def finish_occurrence(self, occurrence_id: str, outcome: Outcome) -> Occurrence: ...
+    async def finish_occurrence(self, occurrence_id: str, outcome: Outcome) -> Occurrence:
+        """Record the outcome of a `pending` occurrence and return the stored row. An
+        occurrence already final keeps its first outcome (returned unchanged)."""
+        ...
 
     async def get_occurrence(self, occurrence_id: str) -> Occurrence: ...
 
@@ -134,6 +142,12 @@ class DeadLetter:
 class DeadLetterSink(Protocol):
     async def publish(self, letter: DeadLetter) -> None:
         """Durably publish, or raise BrokerError; never drop silently."""
+        ...
+
+
+class OutcomeSink(Protocol):
+    async def publish(self, event: Mapping[str, Any], key: str) -> None:
+        """Durably publish an outcome event, or raise BrokerError."""
         ...
 
 

@@ -15,6 +15,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from trigger_daemon.devtools.broker import TansuBroker
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 
+from .postgres import PostgresCluster
+
 
 @pytest.fixture(scope="session")
 def broker() -> Iterator[TansuBroker]:
@@ -24,6 +26,17 @@ def broker() -> Iterator[TansuBroker]:
         yield tansu
     finally:
         tansu.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A private PostgreSQL cluster per session (each test makes its own database).
+    Fails, never skips, when PostgreSQL is not installed."""
+    cluster = PostgresCluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture
@@ -52,6 +65,20 @@ async def produce(
     try:
         for value in values:
             await producer.send_and_wait(topic, value, key=key, headers=headers)
+    finally:
+        await producer.stop()
+
+
+async def produce_many(
+    bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]
+) -> None:
+    """Publish (key, value) pairs quickly: batched sends, one flush."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        for key, value in records:
+            await producer.send(topic, value, key=key)
+        await producer.flush()
     finally:
         await producer.stop()
 
@@ -94,6 +121,7 @@ async def wait_until(
     condition: Callable[[], Awaitable[bool]] | Callable[[], bool],
     within_seconds: float = 20,
     what: str = "condition",
+    interval: float = 0.05,
 ) -> None:
     deadline = time.monotonic() + within_seconds
     while True:
@@ -104,4 +132,4 @@ async def wait_until(
             return
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(interval)

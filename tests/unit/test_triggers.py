@@ -8,6 +8,7 @@ import pytest
 from trigger_daemon.core.events import Envelope, Unprocessable
 from trigger_daemon.core.expressions import ExpressionError, document_for
 from trigger_daemon.core.matching import TriggerIndex, envelope_for_test, explain
+from trigger_daemon.core.retry import RetryPolicy
 from trigger_daemon.core.triggers import (
     CompiledTrigger,
     Trigger,
@@ -148,3 +149,16 @@ def test_a_bare_payload_gets_the_triggers_event_type() -> None:
     assert isinstance(full, Envelope)
     assert full.type == "X"
     assert isinstance(envelope_for_test([1], "SAVED_PAYMENT"), Unprocessable)
+
+
+def test_a_trigger_may_override_part_of_the_retry_policy() -> None:
+    parsed = parse_definition(
+        {"event": "E", "workflowID": "w", "retry": {"maxAttempts": 2, "maxBackoffSeconds": 5}}
+    )
+    assert parsed.retry is not None
+    assert parsed.retry.over(RetryPolicy(10, 0.5, 60)) == RetryPolicy(2, 0.5, 5)
+
+
+def test_a_retry_override_out_of_bounds_is_named() -> None:
+    problems = problems_of({"event": "E", "workflowID": "w", "retry": {"maxAttempts": 0}})
+    assert problems == ["retry.maxAttempts: Input should be greater than or equal to 1"]

@@ -1,12 +1,14 @@
-"""Kafka on aiokafka: the consumer-group source, commits, and the dead-letter producer.
+"""Kafka on aiokafka: the consumer-group source, commits, and the producer of dead letters
+and outcome events.
 
 Converts aiokafka records into `ports.SourceRecord` and its errors into `BrokerError`.
-Imports only ports, errors and aiokafka.
+Imports only ports, errors, aiokafka and pydantic's SecretStr (secrets stay out of reprs).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from aiokafka import (
     TopicPartition,
 )
 from aiokafka.errors import KafkaError
+from pydantic import SecretStr
 
 from trigger_daemon.errors import BrokerError
 from trigger_daemon.ports import DeadLetter, SourceRecord
@@ -28,6 +31,10 @@ from trigger_daemon.ports import DeadLetter, SourceRecord
 log = structlog.get_logger(__name__)
 
 DEAD_LETTER_HEADER_PREFIX = "dead-letter-"
+# aiokafka's SCRAM client raises these, not a KafkaError, when the broker refuses the login
+# ("Server sent wrong signature!", or KeyError 'v' on an `e=` answer).
+SASL_LOGIN_FAILURES = (ValueError, KeyError)
+SASL_REJECTED = "the broker refused the SASL login (check sasl_username and sasl_password)"
 _PUBLISH_ATTEMPTS = 5
 
 
@@ -40,8 +47,11 @@ class KafkaConnection:
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
-    sasl_password: str | None = None
+    sasl_password: SecretStr | None = None
     ssl_cafile: str | None = None
+    ssl_certfile: str | None = None  # with ssl_keyfile: a client certificate (mTLS)
+    ssl_keyfile: str | None = None
+    ssl_key_password: SecretStr | None = None
 
     def client_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {
@@ -50,12 +60,35 @@ class KafkaConnection:
             "security_protocol": self.security_protocol,
         }
         if self.security_protocol in ("SSL", "SASL_SSL"):
-            options["ssl_context"] = ssl.create_default_context(cafile=self.ssl_cafile)
+            options["ssl_context"] = self._ssl_context()
         if self.sasl_mechanism is not None:
             options["sasl_mechanism"] = self.sasl_mechanism
             options["sasl_plain_username"] = self.sasl_username
-            options["sasl_plain_password"] = self.sasl_password
+            password = self.sasl_password
+            options["sasl_plain_password"] = password.get_secret_value() if password else None
         return options
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        """Verifies the brokers against `ssl_cafile` (or the system's CAs); presents the client
+        certificate when one is configured. A file that cannot be read is a BrokerError naming
+        the setting, never a traceback."""
+        try:
+            context = ssl.create_default_context(cafile=self.ssl_cafile)
+            if self.ssl_certfile:
+                password = self.ssl_key_password
+                context.load_cert_chain(
+                    self.ssl_certfile,
+                    self.ssl_keyfile,
+                    password=password.get_secret_value() if password else None,
+                )
+        except (OSError, ssl.SSLError) as exc:
+            detail = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
+            raise BrokerError(
+                "kafka TLS: cannot load ssl_cafile/ssl_certfile/ssl_keyfile "
+                f"(is the key password right?): {detail}",
+                retriable=False,
+            ) from None
+        return context
 
 
 RevocationHandler = Callable[[set[tuple[str, int]]], Awaitable[None]]
@@ -98,6 +131,11 @@ class KafkaSource:
         except KafkaError as exc:
             await self._consumer.stop()
             raise BrokerError(f"cannot start the Kafka consumer: {exc}", retriable=True) from exc
+        except SASL_LOGIN_FAILURES as exc:
+            await self._consumer.stop()
+            raise BrokerError(
+                f"cannot start the Kafka consumer: {SASL_REJECTED}", retriable=False
+            ) from exc
         return self
 
     async def __aexit__(
@@ -186,16 +224,24 @@ def _to_source_record(message: Any) -> SourceRecord:
         offset=message.offset,
         key=message.key,
         value=message.value,
-        headers=tuple((name, value or b"") for name, value in (message.headers or ())),
+        headers=(
+            tuple((name, value or b"") for name, value in message.headers)
+            if message.headers
+            else ()
+        ),
         timestamp_ms=message.timestamp,
     )
 
 
-class KafkaDeadLetters:
-    """Publishes unprocessable records and exhausted calls, keeping value, key and headers."""
+class KafkaPublisher:
+    """The one producer for what the daemon writes to Kafka: dead letters, outcome events.
 
-    def __init__(self, connection: KafkaConnection, topic: str) -> None:
-        self._topic = topic
+    A send is retried while the error is retriable, then raises BrokerError: the record is
+    handled again later, so nothing is dropped silently.
+    """
+
+    def __init__(self, connection: KafkaConnection) -> None:
+        # Large enough for a record near the broker's 1 MB limit plus the added headers.
         self._producer = AIOKafkaProducer(
             acks="all", max_request_size=4 * 1024 * 1024, **connection.client_options()
         )
@@ -206,6 +252,11 @@ class KafkaDeadLetters:
         except KafkaError as exc:
             await self._producer.stop()
             raise BrokerError(f"cannot start the Kafka producer: {exc}", retriable=True) from exc
+        except SASL_LOGIN_FAILURES as exc:
+            await self._producer.stop()
+            raise BrokerError(
+                f"cannot start the Kafka producer: {SASL_REJECTED}", retriable=False
+            ) from exc
         return self
 
     async def __aexit__(
@@ -216,24 +267,52 @@ class KafkaDeadLetters:
     ) -> None:
         await self._producer.stop()
 
-    async def publish(self, letter: DeadLetter) -> None:
-        headers = [*letter.record.headers, *dead_letter_headers(letter)]
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
         for attempt in range(1, _PUBLISH_ATTEMPTS + 1):
             try:
                 await self._producer.send_and_wait(
-                    self._topic,
-                    value=letter.record.value,
-                    key=letter.record.key,
-                    headers=headers,
+                    topic, value=value, key=key, headers=list(headers)
                 )
                 return
             except KafkaError as exc:
                 if not exc.retriable or attempt == _PUBLISH_ATTEMPTS:
-                    raise BrokerError(
-                        f"dead-letter publish to {self._topic} failed: {exc}",
-                        retriable=True,
-                    ) from exc
+                    raise BrokerError(f"publish to {topic} failed: {exc}", retriable=True) from exc
                 await asyncio.sleep(0.2 * 2**attempt)
+
+
+class KafkaDeadLetters:
+    """Unprocessable records and exhausted calls, keeping their value, key and headers."""
+
+    def __init__(self, publisher: KafkaPublisher, topic: str) -> None:
+        self._publisher = publisher
+        self._topic = topic
+
+    async def publish(self, letter: DeadLetter) -> None:
+        await self._publisher.send(
+            self._topic,
+            letter.record.value,
+            key=letter.record.key,
+            headers=[*letter.record.headers, *dead_letter_headers(letter)],
+        )
+
+
+class KafkaOutcomeEvents:
+    """SUCCEEDED_TRIGGER / FAILED_TRIGGER envelopes, keyed by trigger id, as Formance emits."""
+
+    def __init__(self, publisher: KafkaPublisher, topic: str) -> None:
+        self._publisher = publisher
+        self._topic = topic
+
+    async def publish(self, event: Mapping[str, Any], key: str) -> None:
+        value = json.dumps(event, separators=(",", ":")).encode()
+        await self._publisher.send(self._topic, value, key=key.encode())
 
 
 def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:

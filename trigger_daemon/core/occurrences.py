@@ -74,3 +74,24 @@ class Outcome:
     @classmethod
     def failed(cls, error: str, attempts: int, vars: dict[str, str] | None = None) -> Outcome:
         return cls(OccurrenceStatus.FAILED, attempts, vars or {}, error=error)
+
+
+def outcome_event(
+    occurrence_id: str, trigger_id: str, outcome: Outcome, date: datetime
+) -> dict[str, Any]:
+    """The Formance orchestration event for a final outcome: SUCCEEDED_TRIGGER carries the
+    workflow instance id, FAILED_TRIGGER the error (shared/formance-events/orchestration)."""
+    payload: dict[str, Any] = {"id": occurrence_id, "triggerID": trigger_id}
+    if outcome.status is OccurrenceStatus.SUCCEEDED:
+        event_type = "SUCCEEDED_TRIGGER"
+        payload["workflowInstanceID"] = outcome.workflow_instance_id
+    else:
+        event_type = "FAILED_TRIGGER"
+        payload["error"] = outcome.error or "failed"
+    return {
+        "app": "orchestration",
+        "version": "v2",
+        "date": date.isoformat().replace("+00:00", "Z"),
+        "type": event_type,
+        "payload": payload,
+    }

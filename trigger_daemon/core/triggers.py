@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from trigger_daemon.core.expressions import (
     Expression,
@@ -24,6 +24,7 @@ from trigger_daemon.core.expressions import (
     compile_expression,
     render_value,
 )
+from trigger_daemon.core.retry import RetryPolicy
 from trigger_daemon.errors import TriggerValidationError
 
 # YAML triggers get a UUIDv5 of their name in this namespace: stable across restarts and replicas.
@@ -38,8 +39,33 @@ class TriggerSource(StrEnum):
     YAML = "yaml"
 
 
+VarName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class RetryOverride(BaseModel):
+    """A trigger's own retry policy (an extension field); unset keys keep the global ones."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+    max_attempts: int | None = Field(default=None, alias="maxAttempts", ge=1, le=1000)
+    initial_backoff_seconds: float | None = Field(
+        default=None, alias="initialBackoffSeconds", gt=0, le=3600
+    )
+    max_backoff_seconds: float | None = Field(
+        default=None, alias="maxBackoffSeconds", gt=0, le=3600
+    )
+
+    def over(self, default: RetryPolicy) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.max_attempts or default.max_attempts,
+            initial_backoff_seconds=self.initial_backoff_seconds or default.initial_backoff_seconds,
+            max_backoff_seconds=self.max_backoff_seconds or default.max_backoff_seconds,
+        )
+
+
 class TriggerDefinition(BaseModel):
-    """The fields a user writes, camelCase on the wire as in the Formance API."""
+    """The fields a user writes, camelCase on the wire as in the Formance API, plus the
+    extension `retry`."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
 
@@ -48,7 +74,8 @@ class TriggerDefinition(BaseModel):
     version: str | None = Field(default=None, max_length=64)
     filter: str | None = None
     workflow_id: str = Field(alias="workflowID", min_length=1, max_length=MAX_NAME_LENGTH)
-    vars: dict[str, str] = Field(default_factory=dict, max_length=MAX_VARS)
+    vars: dict[VarName, str] = Field(default_factory=dict, max_length=MAX_VARS)
+    retry: RetryOverride | None = None
 
 
 class Trigger(TriggerDefinition):
@@ -122,7 +149,7 @@ def compile_trigger_expressions(
     return filter_, vars_
 
 
-_KNOWN_FIELDS = ("name", "event", "version", "filter", "workflowID", "vars")
+_KNOWN_FIELDS = ("name", "event", "version", "filter", "workflowID", "vars", "retry")
 
 
 def _describe_shape_errors(exc: pydantic.ValidationError) -> list[str]:

@@ -3,11 +3,14 @@
 It answers like Formance (201 with a full workflow instance, Formance error bodies), replays
 the same instance for a repeated Idempotency-Key, records every call, and fails on demand:
 from Python, or over HTTP under `/_stub/` when it runs in another process. It can demand a
-static bearer token or tokens from its own OAuth2 client-credentials endpoint.
+static bearer token or tokens from its own OAuth2 client-credentials endpoint. For benchmarks
+it can answer after a delay and only count calls (`--count-only`: no call, no instance kept,
+so memory stays flat), which `GET /_stub/stats` reports as `{"calls": n}`.
 
 Imports nothing from the daemon, so it stays an outside system.
 
     python -m trigger_daemon.devtools.stub_orchestration --host 127.0.0.1 --port 8080
+    python -m trigger_daemon.devtools.stub_orchestration --port 8080 --delay 0.02 --count-only
 """
 
 from __future__ import annotations
@@ -84,8 +87,14 @@ class StubOrchestration:
         require_bearer: str | None = None,
         oauth_clients: Mapping[str, str] | None = None,
         token_expires_in: int = 3600,
+        count_only: bool = False,
     ) -> None:
         self.delay_seconds = delay_seconds
+        # Count calls without keeping them or their instances (idempotent replays are off).
+        self.count_only = count_only
+        self._call_count = 0
+        # Per-workflow answer delays, on top of delay_seconds: slow one workflow only.
+        self.workflow_delays: dict[str, float] = {}
         self.require_bearer = require_bearer
         self.oauth_clients = dict(oauth_clients or {})
         self.token_expires_in = token_expires_in
@@ -107,6 +116,11 @@ class StubOrchestration:
     def calls(self) -> list[StubCall]:
         """runWorkflow calls, oldest first."""
         return list(self._calls)
+
+    @property
+    def call_count(self) -> int:
+        """runWorkflow calls answered since the start (`clear()` does not reset it)."""
+        return self._call_count
 
     @property
     def token_requests(self) -> int:
@@ -171,6 +185,7 @@ class StubOrchestration:
             app.router.add_post(f"{prefix}/v2/workflows/{{workflow_id}}/instances", self._run_v2)
         app.router.add_post("/oauth/token", self._issue_token)
         app.router.add_get("/_stub/calls", self._get_calls)
+        app.router.add_get("/_stub/stats", self._get_stats)
         app.router.add_delete("/_stub/calls", self._delete_calls)
         app.router.add_post("/_stub/faults", self._post_fault)
         app.router.add_delete("/_stub/faults", self._delete_faults)
@@ -183,12 +198,16 @@ class StubOrchestration:
         return await self._run_workflow(request, "v2")
 
     async def _run_workflow(self, request: web.Request, api_version: str) -> web.Response:
-        if self.delay_seconds > 0:
-            await asyncio.sleep(self.delay_seconds)
         workflow_id = request.match_info["workflow_id"]
+        delay = self.delay_seconds + self.workflow_delays.get(workflow_id, 0.0)
+        if delay > 0:
+            await asyncio.sleep(delay)
         body = await _json_body(request)
         key = request.headers.get("Idempotency-Key")
         response = self._answer(request, workflow_id, body, key)
+        self._call_count += 1
+        if self.count_only:
+            return response
         self._calls.append(
             StubCall(
                 method=request.method,
@@ -235,7 +254,7 @@ class StubOrchestration:
 
     def _instance(self, workflow_id: str, key: str | None) -> dict[str, Any]:
         """A new instance, or the one already started for this Idempotency-Key."""
-        if key is None:
+        if key is None or self.count_only:
             return _new_instance(workflow_id)
         return self._instances.setdefault((workflow_id, key), _new_instance(workflow_id))
 
@@ -259,6 +278,9 @@ class StubOrchestration:
 
     async def _get_calls(self, request: web.Request) -> web.Response:
         return web.json_response([dataclasses.asdict(call) for call in self._calls])
+
+    async def _get_stats(self, request: web.Request) -> web.Response:
+        return web.json_response({"calls": self._call_count})
 
     async def _delete_calls(self, request: web.Request) -> web.Response:
         self.clear()
@@ -312,12 +334,12 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-async def _serve(host: str, port: int) -> None:
+async def _serve(host: str, port: int, delay_seconds: float, count_only: bool) -> None:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
-    stub = StubOrchestration()
+    stub = StubOrchestration(delay_seconds=delay_seconds, count_only=count_only)
     await stub.start(host, port)
     try:
         print(f"stub orchestration API listening on {stub.url}", flush=True)
@@ -333,8 +355,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    parser.add_argument(
+        "--delay", type=float, default=0.0, metavar="SECONDS", help="answer runWorkflow late"
+    )
+    parser.add_argument(
+        "--count-only",
+        action="store_true",
+        help="only count runWorkflow calls (GET /_stub/stats); keep no call or instance",
+    )
     args = parser.parse_args(argv)
-    asyncio.run(_serve(args.host, args.port))
+    asyncio.run(_serve(args.host, args.port, args.delay, args.count_only))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,247 @@
+"""Delivery rules record by record, in-process, on the real broker, stub API and SQLite.
+
+Here the pipeline is assembled by hand so a test can put a failing wrapper around one real
+part (the store, the dead-letter sink) and watch the rest react.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from trigger_daemon.adapters.kafka import (
+    KafkaConnection,
+    KafkaDeadLetters,
+    KafkaOutcomeEvents,
+    KafkaPublisher,
+    KafkaSource,
+)
+from trigger_daemon.adapters.orchestration import OrchestrationClient
+from trigger_daemon.adapters.store import SqlStore, open_store
+from trigger_daemon.calls import WorkflowCaller
+from trigger_daemon.catalog import TriggerCatalog
+from trigger_daemon.core.occurrences import OccurrenceStatus, Outcome
+from trigger_daemon.core.retry import RetryPolicy
+from trigger_daemon.core.triggers import parse_definition
+from trigger_daemon.devtools import events
+from trigger_daemon.devtools.broker import TansuBroker
+from trigger_daemon.devtools.stub_orchestration import StubOrchestration
+from trigger_daemon.errors import BrokerError, StoreError
+from trigger_daemon.handler import RecordHandler
+from trigger_daemon.pipeline import Pipeline
+from trigger_daemon.ports import DeadLetter, DeadLetterSink, OutcomeSink, Store
+
+from .conftest import committed_offset, produce, read_all, wait_until
+
+TRIGGER = {
+    "name": "payment-succeeded",
+    "event": "SAVED_PAYMENT",
+    "filter": "event.status == 'SUCCEEDED'",
+    "workflowID": "settle",
+    "vars": {"payment": "event.id"},
+}
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
+    opened = await open_store(f"sqlite:///{tmp_path}/store.db")
+    yield opened
+    await opened.close()
+
+
+async def run_pipeline(
+    broker: TansuBroker,
+    stub: StubOrchestration,
+    topic: str,
+    store: Store,
+    *,
+    dead_letters: DeadLetterSink | None = None,
+    outcome_events: OutcomeSink | None = None,
+    dead_letter_topic: str | None = None,
+    triggers: Sequence[dict[str, Any]] = (TRIGGER,),
+) -> None:
+    """Consume `topic` until every record is handled, with the given parts."""
+    connection = KafkaConnection(broker.bootstrap_servers)
+    catalog = TriggerCatalog(store)
+    await catalog.reconcile_yaml([parse_definition(t) for t in triggers])
+    policy = RetryPolicy(max_attempts=2, initial_backoff_seconds=0.01, max_backoff_seconds=0.05)
+    async with (
+        OrchestrationClient(stub.url, "v2", None, 5.0) as api,
+        KafkaPublisher(connection) as publisher,
+        KafkaSource(
+            connection,
+            [topic],
+            f"{topic}-group",
+            session_timeout_ms=2000,
+            heartbeat_interval_ms=500,
+        ) as source,
+    ):
+        if dead_letters is None and dead_letter_topic is not None:
+            dead_letters = KafkaDeadLetters(publisher, dead_letter_topic)
+        handler = RecordHandler(
+            catalog,
+            store,
+            WorkflowCaller(api, policy),
+            dead_letters or NoDeadLetters(),
+            outcome_events,
+        )
+        await asyncio.wait_for(
+            Pipeline(source, handler).run(asyncio.Event(), until_idle=True), timeout=60
+        )
+
+
+class NoDeadLetters:
+    async def publish(self, letter: DeadLetter) -> None:
+        raise AssertionError(f"unexpected dead letter: {letter.reason} {letter.detail}")
+
+
+def payment(status: str = "SUCCEEDED") -> bytes:
+    return events.encode(events.saved_payment(status, 1000))
+
+
+async def test_every_kind_of_poison_is_dead_lettered_and_the_next_record_still_runs(
+    broker: TansuBroker, stub: StubOrchestration, topic: str, store: SqlStore
+) -> None:
+    dlq = f"{topic}-dlq"
+    await broker.create_topics([dlq])
+    big_unmatched = json.dumps(
+        {"type": "SAVED_ACCOUNT", "payload": {"blob": "x" * 900_000}}
+    ).encode()
+    poison = [
+        (b"not json at all", "not-json"),
+        (b"[1, 2, 3]", "not-an-object"),
+        (b'{"payload": {}}', "missing-type"),
+        (b'{"type": 42, "payload": {}}', "missing-type"),
+        (b'{"type": "SAVED_PAYMENT", "payload": "text"}', "payload-not-an-object"),
+        (b'{"type": "SAVED_PAYMENT", "payload": {"id": "\xff\xfe"}}', "not-utf8"),
+    ]
+    values = [value for value, _ in poison] + [big_unmatched, payment()]
+    await produce(broker.bootstrap_servers, topic, values)
+
+    await run_pipeline(broker, stub, topic, store, dead_letter_topic=dlq)
+
+    letters = await read_all(broker.bootstrap_servers, dlq, expected=len(poison))
+    assert [dict(letter.headers)["dead-letter-reason"].decode() for letter in letters] == [
+        reason for _, reason in poison
+    ]
+    assert [letter.value for letter in letters] == [value for value, _ in poison]
+    assert [dict(letter.headers)["dead-letter-source-offset"] for letter in letters] == [
+        str(offset).encode() for offset in range(len(poison))
+    ]
+    # The 900 kB event matches no trigger: skipped and committed, not dead-lettered.
+    assert len(stub.calls) == 1
+    assert await committed_offset(broker.bootstrap_servers, f"{topic}-group", topic) == len(values)
+
+
+class FlakyDeadLetters:
+    """The real sink, failing its first `failures` publishes."""
+
+    def __init__(self, sink: DeadLetterSink, failures: int) -> None:
+        self._sink = sink
+        self.failures_left = failures
+        self.published = 0
+
+    async def publish(self, letter: DeadLetter) -> None:
+        if self.failures_left:
+            self.failures_left -= 1
+            raise BrokerError("injected: broker unavailable", retriable=True)
+        await self._sink.publish(letter)
+        self.published += 1
+
+
+async def test_a_dead_letter_that_fails_to_publish_is_retried_not_dropped(
+    broker: TansuBroker, stub: StubOrchestration, topic: str, store: SqlStore
+) -> None:
+    dlq = f"{topic}-dlq"
+    await broker.create_topics([dlq])
+    await produce(broker.bootstrap_servers, topic, [b"{broken", payment()])
+    async with KafkaPublisher(KafkaConnection(broker.bootstrap_servers)) as publisher:
+        flaky = FlakyDeadLetters(KafkaDeadLetters(publisher, dlq), failures=2)
+        await run_pipeline(broker, stub, topic, store, dead_letters=flaky)
+    assert flaky.failures_left == 0
+    assert flaky.published == 1
+    assert len(await read_all(broker.bootstrap_servers, dlq, expected=1)) == 1
+    assert len(stub.calls) == 1  # the record behind it ran once the letter was out
+
+
+class FailingOutcomeWrites:
+    """The real store, whose outcome writes fail until `healed` is set."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+        self.healed = asyncio.Event()
+        self.failed_writes = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def finish_occurrence(self, occurrence_id: str, outcome: Outcome) -> Any:
+        if not self.healed.is_set():
+            self.failed_writes += 1
+            raise StoreError("injected: disk full", retriable=True)
+        return await self._store.finish_occurrence(occurrence_id, outcome)
+
+
+async def test_a_failed_outcome_write_holds_the_offset_and_is_retried(
+    broker: TansuBroker, stub: StubOrchestration, topic: str, store: SqlStore
+) -> None:
+    await produce(broker.bootstrap_servers, topic, [payment()])
+    failing = FailingOutcomeWrites(store)
+    with structlog.testing.capture_logs() as logs:
+        running = asyncio.create_task(run_pipeline(broker, stub, topic, failing))
+        await wait_until(lambda: failing.failed_writes >= 2, what="two failed writes")
+        assert await committed_offset(broker.bootstrap_servers, f"{topic}-group", topic) == 0
+        assert not [log for log in logs if log["event"] == "occurrence.succeeded"]
+        failing.healed.set()
+        await running
+
+    [occurrence] = await store.list_occurrences((await store.list_triggers())[0].id, limit=10)
+    assert occurrence.status is OccurrenceStatus.SUCCEEDED
+    # Each retry asked the API again with the same key, and got the same instance back.
+    assert {call.idempotency_key for call in stub.calls} == {occurrence.idempotency_key}
+    assert len(stub.calls) == failing.failed_writes + 1
+    assert [log["event"] for log in logs].count("occurrence.succeeded") == 1
+    assert await committed_offset(broker.bootstrap_servers, f"{topic}-group", topic) == 1
+
+
+async def test_outcome_events_are_published_as_formance_orchestration_events(
+    broker: TansuBroker, stub: StubOrchestration, topic: str, store: SqlStore
+) -> None:
+    events_topic = f"{topic}-events"
+    await broker.create_topics([events_topic])
+    stub.fail("broken", 404, error_message="no such workflow")
+    broken = {**TRIGGER, "name": "broken", "workflowID": "broken"}
+    await produce(broker.bootstrap_servers, topic, [payment()])
+    async with KafkaPublisher(KafkaConnection(broker.bootstrap_servers)) as publisher:
+        await run_pipeline(
+            broker,
+            stub,
+            topic,
+            store,
+            outcome_events=KafkaOutcomeEvents(publisher, events_topic),
+            triggers=[TRIGGER, broken],
+        )
+    published = [
+        json.loads(record.value)
+        for record in await read_all(broker.bootstrap_servers, events_topic, expected=2)
+    ]
+    by_type = {event["type"]: event for event in published}
+    assert set(by_type) == {"SUCCEEDED_TRIGGER", "FAILED_TRIGGER"}
+    for event in published:
+        assert event["app"] == "orchestration"
+        assert event["version"] == "v2"
+        assert event["date"].endswith("Z")
+    succeeded = by_type["SUCCEEDED_TRIGGER"]["payload"]
+    assert set(succeeded) == {"id", "triggerID", "workflowInstanceID"}
+    assert succeeded["workflowInstanceID"]
+    failed = by_type["FAILED_TRIGGER"]["payload"]
+    assert set(failed) == {"id", "triggerID", "error"}
+    assert "no such workflow" in failed["error"]
+    stored = await store.get_occurrence(succeeded["id"])
+    assert stored.workflow_instance_id == succeeded["workflowInstanceID"]

@@ -1,0 +1,124 @@
+"""The orchestration client's HTTP engine: httpx's transport interface over aiohttp.
+
+httpx stays the API the client is written against (auth flows, timeouts, its exceptions);
+aiohttp moves the bytes. Measured against the stub on one machine (bench/RESULTS.md), httpx's
+own transport spends several milliseconds of CPU per request with a pool of 64, growing with
+the pool; over aiohttp a request costs about a tenth of that.
+
+One aiohttp session, opened on first use inside the running loop, keeps up to
+`max_connections` keep-alive connections. Bodies are read whole inside the transport (the
+answers are small), so the read timeout covers the body too. httpx's timeouts map onto
+aiohttp's: `connect` → `sock_connect`, `read` → `sock_read`, `pool` → `connect` (waiting for
+a pooled connection, connecting included); aiohttp has no write timeout. Proxies come from the
+environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) as with httpx's default, resolved
+once per scheme and host. aiohttp's errors become httpx's, as httpx's own transport maps
+httpcore's (`_ERRORS`), so a caller sees the same exceptions whichever engine runs.
+
+Imports only httpx and aiohttp.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import aiohttp
+import httpx
+
+# Most specific first: the first match wins. Everything here is an httpx.TransportError, which
+# callers treat as "the request may not have reached the server, or its answer was lost".
+_ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
+    (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
+    (aiohttp.SocketTimeoutError, httpx.ReadTimeout),
+    (aiohttp.ServerTimeoutError, httpx.TimeoutException),
+    (TimeoutError, httpx.TimeoutException),
+    (aiohttp.ClientConnectorError, httpx.ConnectError),  # refused, DNS, TLS handshake
+    (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
+    (aiohttp.ClientResponseError, httpx.RemoteProtocolError),  # a malformed answer
+    (aiohttp.ClientPayloadError, httpx.ReadError),
+    (aiohttp.ClientConnectionError, httpx.NetworkError),  # reset, broken pipe
+    (aiohttp.ClientError, httpx.TransportError),
+)
+
+
+@contextmanager
+def _mapped_errors(request: httpx.Request) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        for source, target in _ERRORS:
+            if isinstance(exc, source):
+                message = str(exc) or type(exc).__name__
+                raise target(message, request=request) from exc
+        raise
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    def __init__(self, max_connections: int = 64, keepalive_seconds: float = 5.0) -> None:
+        self._max_connections = max_connections
+        self._keepalive_seconds = keepalive_seconds
+        self._ssl = httpx.create_ssl_context()  # the CAs httpx itself would trust
+        self._proxies = urllib.request.getproxies_environment()
+        self._proxy_for: dict[tuple[str, str], str | None] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections,
+            limit_per_host=0,
+            keepalive_timeout=self._keepalive_seconds,
+            ssl=self._ssl,
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,  # httpx decodes the body by its Content-Encoding
+            cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps the cookies
+        )
+
+    def _proxy(self, url: httpx.URL) -> str | None:
+        if not self._proxies:
+            return None
+        key = (url.scheme, url.host)
+        if key not in self._proxy_for:
+            proxy = self._proxies.get(url.scheme) or self._proxies.get("all")
+            bypass = proxy and urllib.request.proxy_bypass_environment(url.host, self._proxies)
+            self._proxy_for[key] = None if bypass else proxy
+        return self._proxy_for[key]
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._session is None:
+            self._session = self._open()
+        timeout = request.extensions.get("timeout", {})
+        body = await request.aread()
+        with _mapped_errors(request):
+            async with self._session.request(
+                request.method,
+                str(request.url),
+                headers=[(name.decode(), value.decode()) for name, value in request.headers.raw],
+                data=body or None,
+                allow_redirects=False,  # httpx follows redirects itself, when asked to
+                proxy=self._proxy(request.url),
+                timeout=aiohttp.ClientTimeout(
+                    total=None,
+                    connect=timeout.get("pool"),
+                    sock_connect=timeout.get("connect"),
+                    sock_read=timeout.get("read"),
+                ),
+            ) as answer:
+                content = await answer.read()
+        return httpx.Response(
+            answer.status,
+            headers=answer.raw_headers,
+            content=content,
+            request=request,
+            extensions={
+                "http_version": b"HTTP/1.1",
+                "reason_phrase": (answer.reason or "").encode(),
+            },
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

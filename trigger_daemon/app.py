@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AsyncExitStack
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -43,10 +44,13 @@ from trigger_daemon.adapters.store import PoolLimits, open_store
 from trigger_daemon.calls import WorkflowCaller
 from trigger_daemon.catalog import TriggerCatalog
 from trigger_daemon.config import ApiAuthSettings, LoadedConfig, Settings, load_yaml_triggers
+from trigger_daemon.core.occurrences import Occurrence
 from trigger_daemon.errors import StoreError
 from trigger_daemon.handler import LogOnlyDeadLetters, RecordHandler
 from trigger_daemon.pipeline import Pipeline
 from trigger_daemon.ports import DeadLetterSink, Store
+from trigger_daemon.redrive import Redrive
+from trigger_daemon.running import OccurrenceRunner
 
 log = structlog.get_logger("trigger_daemon.app")
 
@@ -71,11 +75,7 @@ class Daemon:
         definitions = load_yaml_triggers(self._config)  # ConfigError before touching anything
         async with AsyncExitStack() as stack:
             store_settings = self.settings.store
-            store = await open_store(
-                store_settings.url,
-                pool=PoolLimits(store_settings.pool_size, store_settings.max_overflow),
-            )
-            stack.push_async_callback(store.close)
+            store = await self._open_store(stack)
             catalog = TriggerCatalog(store)
             result = await catalog.reconcile_yaml(definitions)
             log.info(
@@ -92,8 +92,10 @@ class Daemon:
             dead_letters, outcome_events = self._publishing(publisher)
             source = await stack.enter_async_context(self._source(connection))
             caller = WorkflowCaller(api, self.settings.orchestration.retry.policy())
-            await stack.enter_async_context(self._serve_api(catalog, store, caller))
-            handler = RecordHandler(catalog, store, caller, dead_letters, outcome_events)
+            runner = OccurrenceRunner(store, caller, outcome_events)
+            redrive = Redrive(catalog, store, runner)
+            await stack.enter_async_context(self._serve_api(catalog, store, caller, redrive))
+            handler = RecordHandler(catalog, store, runner, dead_letters)
             pipeline = Pipeline(
                 source,
                 handler,
@@ -122,6 +124,38 @@ class Daemon:
                 with contextlib.suppress(asyncio.CancelledError):
                     await watch
         log.info("daemon.stopped")
+
+    async def retry_failed(
+        self,
+        trigger_id: str,
+        since: datetime | None,
+        progress: Callable[[Occurrence], None],
+    ) -> None:
+        """Re-drive the trigger's failed occurrences (the `retry-failed` command), reporting
+        each as it ends. Works beside a running daemon: it only needs the store and the API."""
+        async with AsyncExitStack() as stack:
+            store = await self._open_store(stack)
+            catalog = TriggerCatalog(store)
+            await catalog.refresh()
+            api = await stack.enter_async_context(self._orchestration_client())
+            outcome_events = None
+            if self.settings.kafka.events_topic is not None:
+                publisher = await stack.enter_async_context(
+                    KafkaPublisher(self._kafka_connection())
+                )
+                _, outcome_events = self._publishing(publisher)
+            caller = WorkflowCaller(api, self.settings.orchestration.retry.policy())
+            redrive = Redrive(catalog, store, OccurrenceRunner(store, caller, outcome_events))
+            async for occurrence in redrive.retry_all(trigger_id, since):
+                progress(occurrence)
+
+    async def _open_store(self, stack: AsyncExitStack) -> Store:
+        settings = self.settings.store
+        store = await open_store(
+            settings.url, pool=PoolLimits(settings.pool_size, settings.max_overflow)
+        )
+        stack.push_async_callback(store.close)
+        return store
 
     def _orchestration_client(self) -> OrchestrationClient:
         orchestration = self.settings.orchestration
@@ -186,7 +220,7 @@ class Daemon:
 
     @contextlib.asynccontextmanager
     async def _serve_api(
-        self, catalog: TriggerCatalog, store: Store, caller: WorkflowCaller
+        self, catalog: TriggerCatalog, store: Store, caller: WorkflowCaller, redrive: Redrive
     ) -> AsyncIterator[None]:
         async def readiness() -> dict[str, bool]:
             try:
@@ -205,6 +239,7 @@ class Daemon:
             version=__version__,
             auth=api_auth(api.auth),
             max_body_bytes=api.max_body_bytes,
+            retry_occurrence=redrive.retry,
         )
         async with serving(app, host=api.host, port=api.port) as port:
             self.api_url = f"http://{api.host}:{port}"

@@ -7,7 +7,9 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from trigger_daemon import __version__
@@ -19,7 +21,8 @@ from trigger_daemon.config import (
 )
 from trigger_daemon.core.events import Unprocessable
 from trigger_daemon.core.matching import envelope_for_test, explain
-from trigger_daemon.errors import BrokerError, ConfigError, StoreError
+from trigger_daemon.core.occurrences import Occurrence, OccurrenceStatus
+from trigger_daemon.errors import BrokerError, ConfigError, NotFoundError, StoreError
 from trigger_daemon.observability import configure_logging
 from trigger_daemon.redaction import collect_secrets
 
@@ -34,6 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command(args)
     except ConfigError as exc:
         _error("configuration error", str(exc))
+        return EXIT_USAGE
+    except NotFoundError as exc:
+        _error("not found", str(exc))
         return EXIT_USAGE
     except (BrokerError, StoreError) as exc:
         _error("cannot run", str(exc))
@@ -73,6 +79,19 @@ def _parser() -> argparse.ArgumentParser:
         help="a JSON event (a full envelope or a bare payload); - for stdin",
     )
     test.set_defaults(command=_test_trigger)
+
+    retry = commands.add_parser(
+        "retry-failed", help="run a trigger's failed occurrences again (same idempotency keys)"
+    )
+    config_option(retry)
+    retry.add_argument("--trigger", required=True, metavar="ID", help="the trigger's id")
+    retry.add_argument(
+        "--since",
+        type=_timestamp,
+        metavar="TIME",
+        help="only occurrences recorded at or after TIME (ISO 8601; UTC when no offset)",
+    )
+    retry.set_defaults(command=_retry_failed)
 
     demo = commands.add_parser(
         "demo", help="run everything locally: broker, stub orchestration API, daemon, events"
@@ -163,6 +182,39 @@ def _read_event(source: str) -> object:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{source}: not valid JSON: {exc}") from None
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _retry_failed(args: argparse.Namespace) -> int:
+    from trigger_daemon.app import Daemon
+
+    config = _load(args)
+    configure_logging("warning", config.settings.logging.format)
+    counts = {status: 0 for status in OccurrenceStatus}
+    started = time.monotonic()
+
+    def progress(occurrence: Occurrence) -> None:
+        counts[occurrence.status] += 1
+        done = sum(counts.values())
+        rate = done / max(time.monotonic() - started, 1e-9)
+        detail = occurrence.workflow_instance_id or occurrence.error or ""
+        print(f"[{done}] {occurrence.id} {occurrence.status.value} {detail}  ({rate:.1f}/s)")
+
+    asyncio.run(Daemon(config).retry_failed(args.trigger, args.since, progress))
+    retried = sum(counts.values())
+    print(
+        f"retried {retried} failed occurrence(s) of trigger {args.trigger}: "
+        f"{counts[OccurrenceStatus.SUCCEEDED]} succeeded, "
+        f"{counts[OccurrenceStatus.FAILED]} failed again"
+    )
+    return EXIT_OK if counts[OccurrenceStatus.FAILED] == 0 else EXIT_FAILURE
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -85,6 +85,11 @@ class Store(Protocol):
         occurrence already final keeps its first outcome (returned unchanged)."""
         ...
 
+    async def reopen_occurrence(self, occurrence_id: str) -> Occurrence:
+        """Make a `failed` occurrence `pending` again, for a re-drive; ConflictError when it
+        is not failed (another re-drive got there first, or it never failed)."""
+        ...
+
     async def get_occurrence(self, occurrence_id: str) -> Occurrence: ...
 
     async def list_occurrences(

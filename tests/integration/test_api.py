@@ -506,3 +506,14 @@ async def test_openapi_documents_each_route_once(client: httpx.AsyncClient) -> N
     operation_ids = {op["operationId"] for methods in paths.values() for op in methods.values()}
     assert {"v2ListTriggers", "listTriggersOccurrences", "testTrigger"} <= operation_ids
     assert TriggerSource.YAML.value in json.dumps(document["components"]["schemas"]["Trigger"])
+
+
+async def test_a_triggers_retry_policy_round_trips_as_an_extension_field(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await create(client, retry={"maxAttempts": 3, "maxBackoffSeconds": 2.5})
+    assert created["retry"] == {"maxAttempts": 3, "maxBackoffSeconds": 2.5}
+    read = (await client.get(f"/v2/triggers/{created['id']}")).json()["data"]
+    assert read["retry"] == created["retry"]
+    without = await create(client, name="plain")
+    assert "retry" not in without

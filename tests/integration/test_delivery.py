@@ -245,3 +245,21 @@ async def test_outcome_events_are_published_as_formance_orchestration_events(
     assert "no such workflow" in failed["error"]
     stored = await store.get_occurrence(succeeded["id"])
     assert stored.workflow_instance_id == succeeded["workflowInstanceID"]
+
+
+async def test_a_triggers_own_retry_policy_is_stored_and_applied(
+    broker: TansuBroker, stub: StubOrchestration, topic: str, store: SqlStore
+) -> None:
+    stub.fail("settle", 503)
+    impatient = {**TRIGGER, "retry": {"maxAttempts": 1}}
+    dlq = f"{topic}-dlq"
+    await broker.create_topics([dlq])
+    await produce(broker.bootstrap_servers, topic, [payment()])
+    await run_pipeline(broker, stub, topic, store, triggers=[impatient], dead_letter_topic=dlq)
+    [trigger] = await store.list_triggers()
+    assert trigger.retry is not None
+    assert trigger.retry.max_attempts == 1
+    [occurrence] = await store.list_occurrences(trigger.id, limit=10)
+    assert occurrence.status is OccurrenceStatus.FAILED
+    assert occurrence.attempts == 1  # the global policy here allows 2
+    assert len(stub.calls) == 1

@@ -485,7 +485,7 @@ async def test_migrated_schema_matches_schema_module(store: SqlStore, store_url:
         await engine.dispose()
 
     assert diff == []
-    assert revision == "0002"
+    assert revision == "0003"
 
 
 def _schema_diff(conn: Connection) -> list[object]:
@@ -597,3 +597,19 @@ async def test_memory_store_works_across_calls() -> None:
         assert [t.id for t in await store.list_triggers()] == ["t-1"]
     finally:
         await store.close()
+
+
+async def test_only_a_failed_occurrence_can_be_reopened_and_only_once(store: SqlStore) -> None:
+    [pending] = await store.begin_occurrences([new_occurrence("t-1", "e-1")])
+    with pytest.raises(ConflictError, match="is pending; only failed occurrences"):
+        await store.reopen_occurrence(pending.id)
+    await store.finish_occurrence(pending.id, Outcome.failed("HTTP 503", attempts=3))
+
+    reopened = await store.reopen_occurrence(pending.id)
+
+    assert reopened.status is OccurrenceStatus.PENDING
+    assert reopened.attempts == 3
+    with pytest.raises(ConflictError):
+        await store.reopen_occurrence(pending.id)
+    with pytest.raises(NotFoundError):
+        await store.reopen_occurrence("no-such-occurrence")

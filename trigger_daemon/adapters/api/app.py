@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from trigger_daemon.adapters.api.auth import ApiAuth
 from trigger_daemon.adapters.api.errors import install_error_handlers
-from trigger_daemon.adapters.api.handlers import TriggerHandlers
+from trigger_daemon.adapters.api.handlers import RetryOccurrence, TriggerHandlers
 from trigger_daemon.adapters.api.health import ReadinessCheck, health_router
 from trigger_daemon.adapters.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from trigger_daemon.adapters.api.routes import v1_router, v2_router
@@ -30,14 +30,16 @@ def create_api(
     version: str,
     auth: ApiAuth | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    retry_occurrence: RetryOccurrence | None = None,
 ) -> FastAPI:
     """The HTTP API over `catalog` (writes) and `store` (reads).
 
     `readiness` is awaited by `/readyz` and returns check name → passed; none means always ready.
     `auth` None serves every route to anyone (the configuration allows that on loopback only).
+    `retry_occurrence` re-drives a failed occurrence; without it the retry route answers 404.
     """
     app = FastAPI(title="trigger-daemon", version=version, description=_DESCRIPTION)
-    handlers = TriggerHandlers(catalog, store, version)
+    handlers = TriggerHandlers(catalog, store, version, retry_occurrence)
     for router in (v1_router(handlers, auth), v2_router(handlers, auth)):
         app.include_router(router)
         app.include_router(router, prefix=GATEWAY_PREFIX, include_in_schema=False)

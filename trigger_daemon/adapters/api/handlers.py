@@ -4,7 +4,7 @@ Handlers move data only: decisions (validation, matching, paging) live in the co
 `paging`. Errors are raised, never answered here: `errors` turns every one into the wire shape.
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import HTTPException, Path, Query, Request, Response
@@ -25,7 +25,9 @@ from trigger_daemon.catalog import TriggerCatalog
 from trigger_daemon.core import json_input
 from trigger_daemon.core.events import Unprocessable
 from trigger_daemon.core.matching import envelope_for_test, explain
+from trigger_daemon.core.occurrences import Occurrence
 from trigger_daemon.core.triggers import MAX_NAME_LENGTH, compile_trigger, parse_definition
+from trigger_daemon.errors import NotFoundError
 from trigger_daemon.ports import Store
 
 # v1 has no paging: it answers the newest occurrences only.
@@ -59,11 +61,24 @@ CursorToken = Annotated[
 ]
 
 
+# Re-drives a failed occurrence (trigger id, occurrence id) and returns it as it ends now.
+RetryOccurrence = Callable[[str, str], Awaitable[Occurrence]]
+
+OccurrenceID = Annotated[str, Path(alias="occurrenceID", description="The occurrence id")]
+
+
 class TriggerHandlers:
-    def __init__(self, catalog: TriggerCatalog, store: Store, version: str) -> None:
+    def __init__(
+        self,
+        catalog: TriggerCatalog,
+        store: Store,
+        version: str,
+        retry_occurrence: RetryOccurrence | None = None,
+    ) -> None:
         self._catalog = catalog
         self._store = store
         self._version = version
+        self._retry_occurrence = retry_occurrence
 
     async def server_info(self) -> schemas.ServerInfo:
         return schemas.ServerInfo(version=self._version)
@@ -113,6 +128,14 @@ class TriggerHandlers:
         state = _page_request(f"occurrences:{trigger_id}", cursor, page_size)
         page = await paginate(OccurrenceHistory(self._store, trigger_id), state)
         return _cursor_response(state, page, schemas.TriggerOccurrence.of)
+
+    async def retry_occurrence(
+        self, trigger_id: TriggerID, occurrence_id: OccurrenceID
+    ) -> schemas.Data[schemas.TriggerOccurrence]:
+        if self._retry_occurrence is None:
+            raise NotFoundError("re-drive is not available on this server")
+        occurrence = await self._retry_occurrence(trigger_id, occurrence_id)
+        return schemas.Data(data=schemas.TriggerOccurrence.of(occurrence))
 
     async def test_trigger(
         self, trigger_id: TriggerID, request: Request

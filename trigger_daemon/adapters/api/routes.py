@@ -3,7 +3,7 @@
 Each router is mounted twice by `app`: at the root and under `/api/orchestration` (the path the
 SDKs and a Formance gateway use); only the root copy appears in the OpenAPI document. With
 authentication on, each route requires its Formance scope: GET routes `orchestration:read`, the
-others (create, delete, test) `orchestration:write`.
+others (create, delete, test, retry) `orchestration:write`.
 """
 
 from __future__ import annotations
@@ -152,6 +152,15 @@ def v2_router(handlers: TriggerHandlers, auth: ApiAuth | None = None) -> APIRout
         "testTrigger",
         openapi_extra=_TEST_BODY,
         description="Evaluate the trigger's filter and vars against an event; nothing runs.",
+    )
+    _add(
+        router,
+        "POST",
+        "/triggers/{triggerID}/occurrences/{occurrenceID}/retry",
+        handlers.retry_occurrence,
+        "v2RetryTriggerOccurrence",
+        description="Extension: run a `failed` occurrence again, with the same Idempotency-Key, "
+        "and answer it as it ends now. Other statuses are refused (409).",
     )
     return router
 

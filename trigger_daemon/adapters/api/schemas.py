@@ -54,6 +54,10 @@ class Trigger(_Wire):
     filter: str | None = None
     workflow_id: str = Field(alias="workflowID")
     vars: dict[str, str] = Field(default_factory=dict)
+    retry: triggers.RetryOverride | None = Field(
+        default=None,
+        description="Extension: this trigger's own retry policy; unset keys use the global one.",
+    )
     created_at: UtcDatetime = Field(alias="createdAt")
     source: triggers.TriggerSource = Field(
         description="Extension: `yaml` triggers are managed by the configuration file and "

@@ -33,6 +33,9 @@ def definition_values(trigger: Trigger) -> dict[str, Any]:
         "filter": trigger.filter,
         "workflow_id": trigger.workflow_id,
         "vars": dict(trigger.vars),
+        "retry": None
+        if trigger.retry is None
+        else trigger.retry.model_dump(by_alias=True, exclude_none=True),
     }
 
 
@@ -46,6 +49,7 @@ def trigger_from_row(row: RowMapping) -> Trigger:
             "filter": row["filter"],
             "workflowID": row["workflow_id"],
             "vars": row["vars"],
+            "retry": row["retry"],
             "createdAt": row["created_at"],
             "source": row["source"],
         }

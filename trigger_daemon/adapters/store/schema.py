@@ -65,6 +65,7 @@ triggers = Table(
     Column("filter", Text, nullable=True),
     Column("workflow_id", String(256), nullable=False),
     Column("vars", JSON, nullable=False),
+    Column("retry", JSON, nullable=True),
     Column("source", String(16), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),

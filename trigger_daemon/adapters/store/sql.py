@@ -187,6 +187,28 @@ class SqlStore:
             raise NotFoundError(f"occurrence {occurrence_id} not found")
         return occurrence_from_row(row)
 
+    async def reopen_occurrence(self, occurrence_id: str) -> Occurrence:
+        # Only a failed row: of two re-drives at once, one reopens it and the other is refused.
+        change = (
+            update(occurrences)
+            .where(
+                occurrences.c.id == occurrence_id,
+                occurrences.c.status == str(OccurrenceStatus.FAILED),
+            )
+            .values(status=str(OccurrenceStatus.PENDING), updated_at=datetime.now(UTC))
+        )
+        async with self._writing("reopen occurrence") as conn:
+            row = await _execute_returning_row(conn, change)
+            current = row if row is not None else await _occurrence_row(conn, occurrence_id)
+        if current is None:
+            raise NotFoundError(f"occurrence {occurrence_id} not found")
+        if row is None:
+            raise ConflictError(
+                f"occurrence {occurrence_id} is {current['status']}; "
+                "only failed occurrences can be retried"
+            )
+        return occurrence_from_row(row)
+
     async def get_occurrence(self, occurrence_id: str) -> Occurrence:
         async with self._reading("read occurrence") as conn:
             row = await _occurrence_row(conn, occurrence_id)

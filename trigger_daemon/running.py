@@ -1,0 +1,119 @@
+"""Running one occurrence: render its vars, call runWorkflow, publish and write the outcome.
+
+Shared by the pipeline's record handler and by re-drive (`redrive`), so both call, record and
+log an occurrence the same way. What differs is passed in: the trace context, a hook that runs
+before the outcome is written (the handler dead-letters exhausted calls there), and the log
+context (a record's topic/partition/offset, or the re-drive).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from trigger_daemon import observability as metrics
+from trigger_daemon.calls import CallResult, WorkflowCaller
+from trigger_daemon.core.expressions import ExpressionError
+from trigger_daemon.core.occurrences import Occurrence, OccurrenceStatus, Outcome, outcome_event
+from trigger_daemon.core.retry import RetryPolicy
+from trigger_daemon.core.triggers import CompiledTrigger
+from trigger_daemon.ports import OutcomeSink, Store
+
+log = structlog.get_logger("trigger_daemon.occurrences")
+
+BeforeWrite = Callable[[CallResult], Awaitable[None]]
+
+
+class OccurrenceRunner:
+    def __init__(
+        self, store: Store, caller: WorkflowCaller, outcome_events: OutcomeSink | None = None
+    ) -> None:
+        self._store = store
+        self._caller = caller
+        self._outcome_events = outcome_events
+
+    async def run(
+        self,
+        compiled: CompiledTrigger,
+        occurrence: Occurrence,
+        document: Mapping[str, Any],
+        *,
+        traceparent: str | None = None,
+        before_write: BeforeWrite | None = None,
+        log_context: Mapping[str, Any] | None = None,
+    ) -> Occurrence:
+        """Take `occurrence` to a final outcome and return it as stored."""
+        try:
+            variables = compiled.render_vars(document)
+        except ExpressionError as exc:
+            outcome = Outcome.failed(str(exc), occurrence.attempts)
+        else:
+            result = await self._call(compiled, variables, occurrence, traceparent)
+            outcome = _outcome_of(result, occurrence, variables)
+            if before_write is not None:
+                await before_write(result)
+        if self._outcome_events is not None:
+            # Published before the outcome is written: a crash in between runs the pending
+            # occurrence again (same idempotency key) and publishes again, so an event may
+            # repeat but is never lost.
+            event = outcome_event(occurrence.id, compiled.trigger.id, outcome, datetime.now(UTC))
+            await self._outcome_events.publish(event, key=compiled.trigger.id)
+        finished = await self._store.finish_occurrence(occurrence.id, outcome)
+        metrics.OCCURRENCES.labels(finished.status.value).inc()
+        _log_outcome(finished, compiled, log_context or {})
+        return finished
+
+    async def _call(
+        self,
+        compiled: CompiledTrigger,
+        variables: dict[str, str],
+        occurrence: Occurrence,
+        traceparent: str | None,
+    ) -> CallResult:
+        with metrics.WORKFLOW_CALL_DURATION.time():
+            result = await self._caller.run_workflow(
+                compiled.trigger.workflow_id,
+                variables,
+                idempotency_key=occurrence.idempotency_key,
+                traceparent=traceparent,
+                policy=self._retry_policy(compiled),
+            )
+        if result.succeeded:
+            outcome = "succeeded"
+        else:
+            outcome = "transient_error" if result.transient else "permanent_error"
+        metrics.WORKFLOW_CALLS.labels(outcome).inc()
+        return result
+
+    def _retry_policy(self, compiled: CompiledTrigger) -> RetryPolicy | None:
+        override = compiled.trigger.retry
+        return None if override is None else override.over(self._caller.default_policy)
+
+
+def _outcome_of(result: CallResult, occurrence: Occurrence, variables: dict[str, str]) -> Outcome:
+    attempts = occurrence.attempts + result.attempts
+    if result.instance is not None:
+        return Outcome.succeeded(result.instance, attempts, variables)
+    return Outcome.failed(result.error or "runWorkflow failed", attempts, variables)
+
+
+def _log_outcome(
+    occurrence: Occurrence, compiled: CompiledTrigger, context: Mapping[str, Any]
+) -> None:
+    fields = {
+        "occurrence_id": occurrence.id,
+        "event_id": occurrence.event_id,
+        "event_type": compiled.trigger.event,
+        "trigger_id": occurrence.trigger_id,
+        "attempts": occurrence.attempts,
+        **context,
+    }
+    if occurrence.status is OccurrenceStatus.SUCCEEDED:
+        log.info(
+            "occurrence.succeeded", workflow_instance_id=occurrence.workflow_instance_id, **fields
+        )
+    else:
+        log.warning("occurrence.failed", error=occurrence.error, **fields)

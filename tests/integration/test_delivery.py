@@ -36,6 +36,7 @@ from trigger_daemon.errors import BrokerError, StoreError
 from trigger_daemon.handler import RecordHandler
 from trigger_daemon.pipeline import Pipeline
 from trigger_daemon.ports import DeadLetter, DeadLetterSink, OutcomeSink, Store
+from trigger_daemon.running import OccurrenceRunner
 
 from .conftest import committed_offset, produce, read_all, wait_until
 
@@ -84,13 +85,8 @@ async def run_pipeline(
     ):
         if dead_letters is None and dead_letter_topic is not None:
             dead_letters = KafkaDeadLetters(publisher, dead_letter_topic)
-        handler = RecordHandler(
-            catalog,
-            store,
-            WorkflowCaller(api, policy),
-            dead_letters or NoDeadLetters(),
-            outcome_events,
-        )
+        runner = OccurrenceRunner(store, WorkflowCaller(api, policy), outcome_events)
+        handler = RecordHandler(catalog, store, runner, dead_letters or NoDeadLetters())
         await asyncio.wait_for(
             Pipeline(source, handler).run(asyncio.Event(), until_idle=True), timeout=60
         )

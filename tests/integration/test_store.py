@@ -422,6 +422,8 @@ async def test_replicas_starting_on_a_new_database_at_once_migrate_it_once(
         "Running upgrade  -> 0001, Triggers and their occurrences.",
         "Running upgrade 0001 -> 0002, A change counter per kind of stored thing, for "
         "replicas to notice each other's changes.",
+        "Running upgrade 0002 -> 0003, A trigger's own retry policy (the `retry` extension "
+        "field), as JSON; null: the global one.",
     ]
 
 

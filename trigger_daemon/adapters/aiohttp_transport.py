@@ -82,7 +82,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         key = (url.scheme, url.host)
         if key not in self._proxy_for:
             proxy = self._proxies.get(url.scheme) or self._proxies.get("all")
-            bypass = proxy and urllib.request.proxy_bypass_environment(url.host, self._proxies)
+            bypass = proxy and urllib.request.proxy_bypass(url.host)  # NO_PROXY
             self._proxy_for[key] = None if bypass else proxy
         return self._proxy_for[key]
 

@@ -211,7 +211,12 @@ class Pipeline:
         except BrokerError as exc:
             log.warning("commit.failed", error=str(exc))  # committed later, or re-read
             return
-        self._uncommitted -= offsets.keys()
+        # Records finished while the commit was on its way moved some commit points further:
+        # those partitions stay uncommitted, or their last records would never be committed.
+        for partition, point in offsets.items():
+            progress = self._progress.get(partition)
+            if progress is None or progress.commit_point == point:
+                self._uncommitted.discard(partition)
         self._last_commit = now
 
     async def _on_revoked(self, partitions: set[Partition]) -> None:

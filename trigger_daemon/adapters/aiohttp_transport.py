@@ -19,6 +19,7 @@ Imports only httpx and aiohttp.
 
 from __future__ import annotations
 
+import functools
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,7 +55,25 @@ def _mapped_errors(request: httpx.Request) -> Iterator[None]:
         raise
 
 
+@functools.lru_cache(maxsize=16)  # a client has one timeout setting: build its object once
+def _timeout(
+    pool: float | None, connect: float | None, read: float | None
+) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, connect=pool, sock_connect=connect, sock_read=read)
+
+
+def _headers(request: httpx.Request) -> list[tuple[str, str]]:
+    """httpx's headers as aiohttp takes them; the body goes whole, so never chunked."""
+    return [
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in request.headers.raw
+        if name.lower() != b"transfer-encoding"
+    ]
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
+    """httpx requests sent by one aiohttp session of `max_connections` keep-alive connections."""
+
     def __init__(self, max_connections: int = 64, keepalive_seconds: float = 5.0) -> None:
         self._max_connections = max_connections
         self._keepalive_seconds = keepalive_seconds
@@ -95,16 +114,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             async with self._session.request(
                 request.method,
                 str(request.url),
-                headers=[(name.decode(), value.decode()) for name, value in request.headers.raw],
+                headers=_headers(request),
                 data=body or None,
                 allow_redirects=False,  # httpx follows redirects itself, when asked to
                 proxy=self._proxy(request.url),
-                timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    connect=timeout.get("pool"),
-                    sock_connect=timeout.get("connect"),
-                    sock_read=timeout.get("read"),
-                ),
+                timeout=_timeout(timeout.get("pool"), timeout.get("connect"), timeout.get("read")),
             ) as answer:
                 content = await answer.read()
         return httpx.Response(

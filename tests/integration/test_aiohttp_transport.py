@@ -1,0 +1,93 @@
+"""The orchestration client's aiohttp engine against servers that misbehave on a real socket:
+what aiohttp raises arrives as httpx's error, so the client classifies it as before."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import pytest
+
+from trigger_daemon.adapters.aiohttp_transport import AiohttpTransport
+from trigger_daemon.adapters.orchestration import OrchestrationClient
+from trigger_daemon.devtools.stub_orchestration import StubOrchestration
+
+Serve = Callable[[bytes], Awaitable[str]]
+GZIPPED = gzip.compress(b'{"data": {"id": "instance-1", "workflowID": "wf"}}')
+
+
+@pytest.fixture
+async def raw_server() -> AsyncIterator[Serve]:
+    """Servers that read one request head, answer `answer` verbatim and close; their URLs."""
+    servers: list[asyncio.Server] = []
+
+    async def serve(answer: bytes) -> str:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(answer)
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        servers.append(server)
+        return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+    yield serve
+    for server in servers:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (b"", "RemoteProtocolError: Server disconnected"),
+        (b"NOT HTTP\r\n\r\n", "RemoteProtocolError"),
+        (b"HTTP/1.1 201 Created\r\nContent-Length: 100\r\n\r\n{", "ReadError"),
+    ],
+    ids=["closed-without-answer", "not-http", "body-cut-short"],
+)
+async def test_a_broken_answer_is_a_transient_transport_error(
+    raw_server: Serve, answer: bytes, error: str
+) -> None:
+    url = await raw_server(answer)
+    async with OrchestrationClient(url, "v2", None, 2.0) as client:
+        attempt = await client.start_workflow("wf", {}, idempotency_key="k")
+
+    assert attempt.transient
+    assert attempt.status_code is None
+    assert attempt.error is not None
+    assert f"runWorkflow wf: {error}" in attempt.error
+
+
+async def test_a_compressed_answer_is_decoded_by_httpx(
+    raw_server: Serve,
+) -> None:
+    head = (
+        b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+        b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(GZIPPED)
+    )
+    url = await raw_server(head + GZIPPED)
+    async with OrchestrationClient(url, "v2", None, 2.0) as client:
+        attempt = await client.start_workflow("wf", {}, idempotency_key="k")
+
+    assert attempt.succeeded
+    assert attempt.instance == {"id": "instance-1", "workflowID": "wf"}
+
+
+async def test_a_cancelled_call_leaves_the_pool_usable() -> None:
+    async with StubOrchestration(delay_seconds=5.0) as stub:
+        transport = AiohttpTransport(max_connections=1)
+        async with httpx.AsyncClient(transport=transport, timeout=10) as client:
+            url = f"{stub.url}/v2/workflows/wf/instances"
+            slow = asyncio.create_task(client.post(url, json={}))
+            await asyncio.sleep(0.2)
+            slow.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await slow
+            stub.delay_seconds = 0.0
+            answer = await asyncio.wait_for(client.post(url, json={"txid": "1"}), 5)
+
+    assert answer.status_code == 201

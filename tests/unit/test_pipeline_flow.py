@@ -1,0 +1,117 @@
+"""The pipeline's loop against a fake source: commits never lose the last records, and a full
+pipeline waits for room instead of pausing the consumer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, cast
+
+from trigger_daemon.core.events import Envelope, Unprocessable
+from trigger_daemon.handler import RecordHandler
+from trigger_daemon.pipeline import Pipeline
+from trigger_daemon.ports import SourceRecord
+
+PARTITION = ("ledger", 0)
+
+
+def record(offset: int, key: bytes) -> SourceRecord:
+    value = b'{"type": "COMMITTED_TRANSACTIONS", "payload": {}}'
+    return SourceRecord(topic="ledger", partition=0, offset=offset, key=key, value=value)
+
+
+class FakeSource:
+    """Hands out one batch, then nothing; records commits and fetches made while paused."""
+
+    def __init__(
+        self,
+        batch: list[SourceRecord],
+        on_commit: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._batch = batch
+        self._on_commit = on_commit
+        self.commits: list[dict[tuple[str, int], int]] = []
+        self.paused = False
+        self.paused_fetches = 0
+
+    async def fetch(
+        self, timeout_seconds: float
+    ) -> Mapping[tuple[str, int], Sequence[SourceRecord]]:
+        self.paused_fetches += self.paused
+        if self._batch and not self.paused:
+            batch, self._batch = self._batch, []
+            return {PARTITION: batch}
+        await asyncio.sleep(0.001)
+        return {}
+
+    async def commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        self.commits.append(dict(offsets))
+        if self._on_commit is not None:
+            await self._on_commit()
+
+    def set_revocation_handler(
+        self, handler: Callable[[set[tuple[str, int]]], Awaitable[None]]
+    ) -> None:
+        del handler
+
+    def assigned(self) -> set[tuple[str, int]]:
+        return {PARTITION}
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
+    async def caught_up(self) -> bool:
+        return not self._batch
+
+
+class FakeHandler:
+    """Finishes each record when its gate opens (at once when it has none)."""
+
+    def __init__(self, gates: dict[int, asyncio.Event] | None = None, delay: float = 0) -> None:
+        self._gates = gates or {}
+        self._delay = delay
+        self.handled: list[int] = []
+
+    async def handle(self, record: SourceRecord, decoded: Envelope | Unprocessable) -> None:
+        gate = self._gates.get(record.offset)
+        if gate is not None:
+            await gate.wait()
+        await asyncio.sleep(self._delay)
+        self.handled.append(record.offset)
+
+
+def pipeline(source: FakeSource, handler: FakeHandler, **options: Any) -> Pipeline:
+    return Pipeline(source, cast(RecordHandler, handler), **options)
+
+
+async def test_a_record_finished_while_a_commit_is_on_its_way_is_committed_later() -> None:
+    second_done = asyncio.Event()
+
+    async def finish_the_second_record_meanwhile() -> None:
+        second_done.set()
+        for _ in range(5):  # let its worker run while this commit is "on the wire"
+            await asyncio.sleep(0)
+
+    source = FakeSource([record(0, b"a"), record(1, b"b")], finish_the_second_record_meanwhile)
+    handler = FakeHandler(gates={1: second_done})
+
+    await asyncio.wait_for(pipeline(source, handler).run(asyncio.Event(), until_idle=True), 5)
+
+    assert sorted(handler.handled) == [0, 1]
+    assert source.commits[0] == {PARTITION: 1}
+    assert source.commits[-1] == {PARTITION: 2}
+
+
+async def test_a_full_pipeline_waits_for_room_instead_of_pausing_the_consumer() -> None:
+    source = FakeSource([record(offset, b"key-%d" % offset) for offset in range(8)])
+    handler = FakeHandler(delay=0.01)
+
+    flow = pipeline(source, handler, max_in_flight=2)
+    await asyncio.wait_for(flow.run(asyncio.Event(), until_idle=True), 5)
+
+    assert sorted(handler.handled) == list(range(8))
+    assert source.paused_fetches == 0
+    assert source.commits[-1] == {PARTITION: 8}

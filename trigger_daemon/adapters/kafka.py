@@ -126,16 +126,7 @@ class KafkaSource:
 
     async def __aenter__(self) -> Self:
         self._consumer.subscribe(self._topics, listener=_RebalanceListener(self))
-        try:
-            await self._consumer.start()
-        except KafkaError as exc:
-            await self._consumer.stop()
-            raise BrokerError(f"cannot start the Kafka consumer: {exc}", retriable=True) from exc
-        except SASL_LOGIN_FAILURES as exc:
-            await self._consumer.stop()
-            raise BrokerError(
-                f"cannot start the Kafka consumer: {SASL_REJECTED}", retriable=False
-            ) from exc
+        await _start(self._consumer, "consumer")
         return self
 
     async def __aexit__(
@@ -217,6 +208,21 @@ class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
         )
 
 
+async def _start(client: Any, role: str) -> None:
+    """Start an aiokafka consumer or producer, or stop it and raise BrokerError: retriable for
+    the broker's own errors, not for a refused SASL login (aiokafka raises plain errors there)."""
+    try:
+        await client.start()
+    except KafkaError as exc:
+        await client.stop()
+        raise BrokerError(f"cannot start the Kafka {role}: {exc}", retriable=True) from exc
+    except SASL_LOGIN_FAILURES as exc:
+        await client.stop()
+        raise BrokerError(
+            f"cannot start the Kafka {role}: {SASL_REJECTED}", retriable=False
+        ) from exc
+
+
 def _to_source_record(message: Any) -> SourceRecord:
     return SourceRecord(
         topic=message.topic,
@@ -247,16 +253,7 @@ class KafkaPublisher:
         )
 
     async def __aenter__(self) -> Self:
-        try:
-            await self._producer.start()
-        except KafkaError as exc:
-            await self._producer.stop()
-            raise BrokerError(f"cannot start the Kafka producer: {exc}", retriable=True) from exc
-        except SASL_LOGIN_FAILURES as exc:
-            await self._producer.stop()
-            raise BrokerError(
-                f"cannot start the Kafka producer: {SASL_REJECTED}", retriable=False
-            ) from exc
+        await _start(self._producer, "producer")
         return self
 
     async def __aexit__(

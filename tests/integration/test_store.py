@@ -355,6 +355,56 @@ async def test_finish_occurrence_records_the_outcome(store: SqlStore) -> None:
     assert await store.get_occurrence(pending.id) == finished
 
 
+async def test_concurrent_writers_share_transactions_and_each_gets_its_own_rows(
+    store: SqlStore,
+) -> None:
+    # 200 records at once, as the pipeline's workers call: group commit puts many in one
+    # transaction, and each caller must still get back exactly its own rows.
+    async def one_record(n: int) -> tuple[str, str]:
+        [pending] = await store.begin_occurrences([new_occurrence(f"t-{n % 4}", f"e-{n}")])
+        outcome = Outcome.succeeded({"id": f"wi-{n}"}, attempts=1, vars={"n": str(n)})
+        finished = await store.finish_occurrence(pending.id, outcome)
+        return finished.event_id, finished.vars["n"]
+
+    results = await asyncio.gather(*(one_record(n) for n in range(200)))
+
+    assert results == [(f"e-{n}", str(n)) for n in range(200)]
+    stored = await store.list_occurrences("t-1", limit=1000)
+    assert len(stored) == 50
+    assert all(o.status is OccurrenceStatus.SUCCEEDED for o in stored)
+    assert {o.workflow_instance_id for o in stored} == {f"wi-{n}" for n in range(1, 200, 4)}
+
+
+async def test_two_outcomes_for_one_occurrence_in_one_batch_keep_the_first(
+    store: SqlStore,
+) -> None:
+    [pending] = await store.begin_occurrences([new_occurrence("t-1", "e-1")])
+
+    first, second = await asyncio.gather(
+        store.finish_occurrence(pending.id, Outcome.succeeded({"id": "wi-1"}, 1, vars={})),
+        store.finish_occurrence(pending.id, Outcome.failed("late", attempts=2)),
+    )
+
+    assert first == second
+    assert first.workflow_instance_id == "wi-1"
+
+
+async def test_an_unknown_occurrence_among_known_ones_fails_alone(store: SqlStore) -> None:
+    begun = await store.begin_occurrences([new_occurrence("t-1", f"e-{n}") for n in range(3)])
+    outcome = Outcome.failed("HTTP 400", attempts=1)
+
+    results = await asyncio.gather(
+        *(store.finish_occurrence(o.id, outcome) for o in begun),
+        store.finish_occurrence("no-such-occurrence", outcome),
+        return_exceptions=True,
+    )
+
+    assert [r.status for r in results[:3] if not isinstance(r, BaseException)] == [
+        OccurrenceStatus.FAILED
+    ] * 3
+    assert isinstance(results[3], NotFoundError)
+
+
 async def test_integers_beyond_two_to_the_53_round_trip_exactly(store: SqlStore) -> None:
     amount = 2**70 + 1
     payload = {"postings": [{"amount": amount, "asset": "USD/2"}], "ratio": 0.1}

@@ -32,6 +32,7 @@ from sqlalchemy import (
     Select,
     Table,
     Update,
+    bindparam,
     delete,
     select,
     text,
@@ -43,6 +44,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from trigger_daemon.adapters.store.engine import writer
+from trigger_daemon.adapters.store.group_commit import GroupCommit
 from trigger_daemon.adapters.store.rows import (
     definition_values,
     occurrence_from_row,
@@ -79,6 +81,9 @@ class SqlStore:
         # SQLite has one writer at a time. Queueing writers here, in the event loop, keeps
         # them off SQLite's busy handler, which sleeps in steps of up to 100 ms.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        # Concurrent records share transactions (see group_commit.py).
+        self._begin_group = GroupCommit(self._begin_many)
+        self._finish_group = GroupCommit(self._finish_many)
 
     async def __aenter__(self) -> Self:
         return self
@@ -96,6 +101,8 @@ class SqlStore:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
+        await self._begin_group.close()
+        await self._finish_group.close()
         await self._engine.dispose()
 
     # Triggers
@@ -156,6 +163,16 @@ class SqlStore:
     async def begin_occurrences(self, new: Sequence[NewOccurrence]) -> list[Occurrence]:
         if not new:
             return []
+        return await self._begin_group.submit(new)
+
+    async def finish_occurrence(self, occurrence_id: str, outcome: Outcome) -> Occurrence:
+        (finished,) = await self._finish_group.submit([(occurrence_id, outcome)])
+        if finished is None:
+            raise NotFoundError(f"occurrence {occurrence_id} not found")
+        return finished
+
+    async def _begin_many(self, new: list[NewOccurrence]) -> list[Occurrence]:
+        """begin_occurrences for the records of one group commit, in one transaction."""
         # Each pair once, in key order: two writers then lock rows in the same order, which
         # PostgreSQL needs to avoid deadlocks between overlapping batches.
         by_pair = {(n.trigger_id, n.event_id): n for n in new}
@@ -169,23 +186,20 @@ class SqlStore:
                 stored.update(await _occurrences_by_pair(conn, existing))
         return [stored[(n.trigger_id, n.event_id)] for n in new]
 
-    async def finish_occurrence(self, occurrence_id: str, outcome: Outcome) -> Occurrence:
-        # Only a pending row: the first outcome written stays, whoever else finishes it.
-        change = (
-            update(occurrences)
-            .where(
-                occurrences.c.id == occurrence_id,
-                occurrences.c.status == str(OccurrenceStatus.PENDING),
-            )
-            .values(outcome_values(outcome))
-        )
-        async with self._writing("record outcome") as conn:
-            row = await _execute_returning_row(conn, change)
-            if row is None:  # already final (or unknown): what is stored
-                row = await _occurrence_row(conn, occurrence_id)
-        if row is None:
-            raise NotFoundError(f"occurrence {occurrence_id} not found")
-        return occurrence_from_row(row)
+    async def _finish_many(self, outcomes: list[tuple[str, Outcome]]) -> list[Occurrence | None]:
+        """finish_occurrence for one group commit, in one transaction: the stored rows (None
+        for an unknown id), in input order."""
+        # Only a pending row changes: the first outcome written stays, whoever else finishes
+        # it (within this batch too: the first submitted for an id). Ids in order, as above.
+        first: dict[str, Outcome] = {}
+        for occurrence_id, outcome in outcomes:
+            first.setdefault(occurrence_id, outcome)
+        ids = sorted(first)
+        params = [{"b_id": id_, **_outcome_params(first[id_])} for id_ in ids]
+        async with self._writing("record outcomes") as conn:
+            await conn.execute(_FINISH_PENDING, params)
+            stored = await _occurrences_by_id(conn, ids)
+        return [stored.get(occurrence_id) for occurrence_id, _ in outcomes]
 
     async def reopen_occurrence(self, occurrence_id: str) -> Occurrence:
         # Only a failed row: of two re-drives at once, one reopens it and the other is refused.
@@ -397,6 +411,44 @@ async def _execute_returning_row(conn: AsyncConnection, change: Update) -> RowMa
 async def _occurrence_row(conn: AsyncConnection, occurrence_id: str) -> RowMapping | None:
     query = select(occurrences).where(occurrences.c.id == occurrence_id)
     return (await conn.execute(query)).mappings().first()
+
+
+# One UPDATE run for many occurrences (an executemany): each row's outcome comes in as
+# b_-prefixed parameters, named apart from the columns they set.
+_OUTCOME_COLUMNS = (
+    "status",
+    "attempts",
+    "vars",
+    "workflow_instance_id",
+    "workflow_instance",
+    "error",
+    "updated_at",
+)
+_FINISH_PENDING = (
+    update(occurrences)
+    .where(
+        occurrences.c.id == bindparam("b_id"),
+        occurrences.c.status == str(OccurrenceStatus.PENDING),
+    )
+    .values(
+        {name: bindparam(f"b_{name}", type_=occurrences.c[name].type) for name in _OUTCOME_COLUMNS}
+    )
+)
+
+
+def _outcome_params(outcome: Outcome) -> dict[str, Any]:
+    return {f"b_{name}": value for name, value in outcome_values(outcome).items()}
+
+
+async def _occurrences_by_id(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, Occurrence]:
+    found: dict[str, Occurrence] = {}
+    for start in range(0, len(ids), _PAIRS_PER_QUERY):
+        query = select(occurrences).where(
+            occurrences.c.id.in_(ids[start : start + _PAIRS_PER_QUERY])
+        )
+        for row in (await conn.execute(query)).mappings():
+            found[row["id"]] = occurrence_from_row(row)
+    return found
 
 
 async def _occurrences_by_pair(

@@ -243,7 +243,9 @@ def start_profiler(pid: int, output: Path) -> subprocess.Popen[bytes]:
     py_spy = py_spy_command()
     assert py_spy is not None  # checked with the arguments
     # Non-blocking: pausing the process for every sample would slow it down noticeably.
+    # 500 Hz: a run lasts a few seconds, and py-spy's default 100 Hz leaves too few samples.
     command = [py_spy, "record", "--pid", str(pid), "--format", "raw", "--nonblocking"]
+    command += ["--rate", "500"]
     return subprocess.Popen(
         [*command, "--output", str(output)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

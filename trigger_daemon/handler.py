@@ -1,5 +1,6 @@
 """One record's flow: record → envelope → matches → vars → runWorkflow → durable outcome.
 
+`RecordHandler.triage` decides, at once, what a record needs; most need nothing.
 `RecordHandler.handle` returns only when every outcome of the record is durable (no match,
 occurrences finished, or dead-lettered) and raises otherwise; the pipeline then tries the
 record again. Running it twice is safe: the store keeps one occurrence per (trigger, event),
@@ -8,6 +9,8 @@ and a finished one is never run again. Scheduling and commits live in `pipeline`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +31,16 @@ log = structlog.get_logger("trigger_daemon.handler")
 WORKFLOW_FAILED_REASON = "workflow-call-failed"
 
 
+@dataclass(frozen=True, slots=True)
+class Work:
+    """A record that needs handling: dead-lettering, or the triggers it matched."""
+
+    record: SourceRecord
+    decoded: Envelope | Unprocessable
+    document: dict[str, Any] = field(default_factory=dict)
+    triggers: Sequence[CompiledTrigger] = ()
+
+
 class RecordHandler:
     def __init__(
         self,
@@ -41,12 +54,13 @@ class RecordHandler:
         self._runner = runner
         self._dead_letters = dead_letters
 
-    async def handle(self, record: SourceRecord, decoded: Envelope | Unprocessable) -> None:
-        """Take one record (decoded once by the pipeline) to a durable outcome, or raise:
-        then it is handled again."""
+    def triage(self, record: SourceRecord, decoded: Envelope | Unprocessable) -> Work | None:
+        """What `record` needs done, or None when it needs nothing (it matches no trigger).
+
+        Synchronous and cheap, so the pipeline can finish most records where it fetched them,
+        without a task or a queue. Filter failures are counted and logged here, once."""
         if isinstance(decoded, Unprocessable):
-            await self._dead_letter(DeadLetter(record, decoded.reason.value, decoded.detail))
-            return
+            return Work(record, decoded)
         document = document_for(decoded)
         match = self._catalog.index.match(decoded, document)
         for failure in match.filter_failures:
@@ -61,18 +75,27 @@ class RecordHandler:
                 offset=record.offset,
             )
         if not match.triggers:
-            return
+            return None
         metrics.EVENTS_MATCHED.labels(decoded.type).inc()
+        return Work(record, decoded, document, match.triggers)
+
+    async def handle(self, work: Work) -> None:
+        """Take one record's work (from `triage`) to a durable outcome, or raise: then it is
+        handled again."""
+        record, decoded = work.record, work.decoded
+        if isinstance(decoded, Unprocessable):
+            await self._dead_letter(DeadLetter(record, decoded.reason.value, decoded.detail))
+            return
         identity = event_id(
             decoded, record.headers_map, record.topic, record.partition, record.offset
         )
         now = datetime.now(UTC)
         occurrences = await self._store.begin_occurrences(
-            [NewOccurrence(c.trigger.id, identity, decoded.raw, now) for c in match.triggers]
+            [NewOccurrence(c.trigger.id, identity, decoded.raw, now) for c in work.triggers]
         )
-        for compiled, occurrence in zip(match.triggers, occurrences, strict=True):
+        for compiled, occurrence in zip(work.triggers, occurrences, strict=True):
             if not occurrence.is_final:
-                await self._run(compiled, occurrence, document, record)
+                await self._run(compiled, occurrence, work.document, record)
 
     async def _run(
         self,

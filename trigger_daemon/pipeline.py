@@ -1,14 +1,15 @@
 """Scheduling records: key-ordered concurrency, bounded work, commits that never skip.
 
-Each fetched record is decoded once and joins the queue of its ordering key (the Kafka record
-key, or its partition when it has none, or the value of the configured `ordering_key`
-expression); one worker per key handles its queue in order, so records of a key reach the
-API in order while other keys run beside them. Offsets are committed at each
-partition's longest finished prefix (`core.offsets`). Fetching pauses while `max_in_flight`
-records are queued or the orchestration circuit is open. When the queues are full the loop
-first waits for room (a fetch from paused partitions would only sit out its timeout, and
-aiokafka drops what it had prefetched for them); only when none comes within a fetch timeout
-does it pause and fetch, which keeps the consumer's poll alive.
+Each fetched record is decoded and triaged once (`RecordHandler.triage`); one that needs no
+work (most events match no trigger) is finished on the spot. The others join the queue of
+their ordering key (the Kafka record key, or its partition when it has none, or the value of
+the configured `ordering_key` expression); one worker per key handles its queue in order, so
+records of a key reach the API in order while other keys run beside them. Offsets are
+committed at each partition's longest finished prefix (`core.offsets`). Fetching pauses while
+`max_in_flight` records are queued or the orchestration circuit is open. When the queues are
+full the loop first waits for room (a fetch from paused partitions would only sit out its
+timeout, and aiokafka drops what it had prefetched for them); only when none comes within a
+fetch timeout does it pause and fetch, which keeps the consumer's poll alive.
 
 A record whose handling fails (store or broker trouble) is tried again in place after a
 back-off: its key waits, its partition's commit point does not pass it, and nothing is lost.
@@ -37,7 +38,7 @@ from trigger_daemon.core.expressions import (
 )
 from trigger_daemon.core.offsets import PartitionProgress
 from trigger_daemon.errors import BrokerError
-from trigger_daemon.handler import RecordHandler
+from trigger_daemon.handler import RecordHandler, Work
 from trigger_daemon.ports import Source, SourceRecord
 
 log = structlog.get_logger("trigger_daemon.pipeline")
@@ -48,7 +49,6 @@ _MAX_RETRY_BACKOFF_SECONDS = 30.0
 
 Partition = tuple[str, int]
 OrderingKey = tuple[str, int, bytes | str | None]
-Work = tuple[SourceRecord, Envelope | Unprocessable]
 
 
 class Pipeline:
@@ -120,20 +120,27 @@ class Pipeline:
             if progress is None:
                 progress = self._progress[(topic, partition)] = PartitionProgress()
             for record in records:
-                self._dispatch(record, progress)
+                if self._dispatch(record, progress):
+                    self._uncommitted.add((topic, partition))
         metrics.IN_FLIGHT.set(self._in_flight)
 
-    def _dispatch(self, record: SourceRecord, progress: PartitionProgress) -> None:
+    def _dispatch(self, record: SourceRecord, progress: PartitionProgress) -> bool:
+        """Queue `record` for its key's worker, or finish it here when it needs no work;
+        True when it finished here."""
+        work = self._handler.triage(record, decode(record.value))
+        if work is None:
+            progress.start_finished(record.offset)
+            return True
         progress.start(record.offset)
-        decoded = decode(record.value)
-        key = (record.topic, record.partition, self._key_of(record, decoded))
-        self._queues.setdefault(key, deque()).append((record, decoded))
+        key = (record.topic, record.partition, self._key_of(record, work.decoded))
+        self._queues.setdefault(key, deque()).append(work)
         self._in_flight += 1
         self._idle.clear()
         if self._in_flight >= self._max_in_flight:
             self._room.clear()
         if key not in self._workers:
             self._workers[key] = asyncio.create_task(self._work(key), name=f"key-{key}")
+        return False
 
     def _key_of(
         self, record: SourceRecord, decoded: Envelope | Unprocessable
@@ -150,23 +157,22 @@ class Pipeline:
         queue = self._queues[key]
         try:
             while queue and key[:2] not in self._revoking:
-                record, decoded = queue[0]
-                await self._handle_until_done(record, decoded)
+                work = queue[0]
+                await self._handle_until_done(work)
                 queue.popleft()
-                self._finished(record)
+                self._finished(work.record)
         finally:
             if self._workers.get(key) is asyncio.current_task():
                 del self._workers[key]
                 if not queue:
                     self._queues.pop(key, None)
 
-    async def _handle_until_done(
-        self, record: SourceRecord, decoded: Envelope | Unprocessable
-    ) -> None:
+    async def _handle_until_done(self, work: Work) -> None:
+        record = work.record
         failures = 0
         while True:
             try:
-                await self._handler.handle(record, decoded)
+                await self._handler.handle(work)
                 return
             except Exception:
                 failures += 1

@@ -40,3 +40,15 @@ def test_offsets_must_start_in_order() -> None:
     progress.start(4)
     with pytest.raises(ValueError, match="out of order"):
         progress.start(4)
+
+
+def test_a_record_finished_as_it_starts_moves_the_point_only_when_nothing_runs() -> None:
+    progress = PartitionProgress()
+    progress.start_finished(0)
+    assert progress.commit_point == 1
+    progress.start(1)
+    progress.start_finished(2)
+    assert progress.commit_point == 1  # record 1 still runs
+    progress.finish(1)
+    assert progress.commit_point == 3
+    assert progress.in_flight == 0

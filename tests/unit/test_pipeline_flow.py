@@ -8,15 +8,16 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
 from trigger_daemon.core.events import Envelope, Unprocessable
-from trigger_daemon.handler import RecordHandler
+from trigger_daemon.handler import RecordHandler, Work
 from trigger_daemon.pipeline import Pipeline
 from trigger_daemon.ports import SourceRecord
 
 PARTITION = ("ledger", 0)
 
 
-def record(offset: int, key: bytes) -> SourceRecord:
-    value = b'{"type": "COMMITTED_TRANSACTIONS", "payload": {}}'
+def record(
+    offset: int, key: bytes, value: bytes = b'{"type": "COMMITTED_TRANSACTIONS", "payload": {}}'
+) -> SourceRecord:
     return SourceRecord(topic="ledger", partition=0, offset=offset, key=key, value=value)
 
 
@@ -68,14 +69,25 @@ class FakeSource:
 
 
 class FakeHandler:
-    """Finishes each record when its gate opens (at once when it has none)."""
+    """Finishes each record when its gate opens (at once when it has none); records whose
+    value is in `no_work` need nothing, as events that match no trigger."""
 
-    def __init__(self, gates: dict[int, asyncio.Event] | None = None, delay: float = 0) -> None:
+    def __init__(
+        self,
+        gates: dict[int, asyncio.Event] | None = None,
+        delay: float = 0,
+        no_work: frozenset[bytes] = frozenset(),
+    ) -> None:
         self._gates = gates or {}
         self._delay = delay
+        self._no_work = no_work
         self.handled: list[int] = []
 
-    async def handle(self, record: SourceRecord, decoded: Envelope | Unprocessable) -> None:
+    def triage(self, record: SourceRecord, decoded: Envelope | Unprocessable) -> Work | None:
+        return None if record.value in self._no_work else Work(record, decoded)
+
+    async def handle(self, work: Work) -> None:
+        record = work.record
         gate = self._gates.get(record.offset)
         if gate is not None:
             await gate.wait()
@@ -115,3 +127,32 @@ async def test_a_full_pipeline_waits_for_room_instead_of_pausing_the_consumer() 
     assert sorted(handler.handled) == list(range(8))
     assert source.paused_fetches == 0
     assert source.commits[-1] == {PARTITION: 8}
+
+
+async def test_records_needing_no_work_finish_at_once_but_no_commit_passes_a_running_one() -> None:
+    first_done = asyncio.Event()
+    records = [record(0, b"a", value=b"work")] + [
+        record(offset, b"b", value=b"nothing") for offset in range(1, 6)
+    ]
+    source = FakeSource(records)
+    handler = FakeHandler(gates={0: first_done}, no_work=frozenset({b"nothing"}))
+    flow = asyncio.create_task(pipeline(source, handler).run(asyncio.Event(), until_idle=True))
+
+    await asyncio.sleep(0.5)  # a few commit intervals while the first record runs
+    commits_while_running = list(source.commits)
+    first_done.set()
+    await asyncio.wait_for(flow, 5)
+
+    assert handler.handled == [0]  # the others never reached the handler
+    assert all(commit[PARTITION] == 0 for commit in commits_while_running)
+    assert source.commits[-1] == {PARTITION: 6}
+
+
+async def test_records_needing_no_work_alone_are_committed_to_the_end() -> None:
+    source = FakeSource([record(offset, b"k", value=b"nothing") for offset in range(4)])
+    handler = FakeHandler(no_work=frozenset({b"nothing"}))
+
+    await asyncio.wait_for(pipeline(source, handler).run(asyncio.Event(), until_idle=True), 5)
+
+    assert handler.handled == []
+    assert source.commits[-1] == {PARTITION: 4}

@@ -224,18 +224,15 @@ async def _start(client: Any, role: str) -> None:
 
 
 def _to_source_record(message: Any) -> SourceRecord:
+    # Positional: one is built per record, and keywords cost a third more.
     return SourceRecord(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        value=message.value,
-        headers=(
-            tuple((name, value or b"") for name, value in message.headers)
-            if message.headers
-            else ()
-        ),
-        timestamp_ms=message.timestamp,
+        message.topic,
+        message.partition,
+        message.offset,
+        message.key,
+        message.value,
+        tuple((name, value or b"") for name, value in message.headers) if message.headers else (),
+        message.timestamp,
     )
 
 

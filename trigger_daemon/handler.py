@@ -25,6 +25,7 @@ from trigger_daemon.core.occurrences import NewOccurrence, Occurrence
 from trigger_daemon.core.triggers import CompiledTrigger
 from trigger_daemon.ports import DeadLetter, DeadLetterSink, SourceRecord, Store
 from trigger_daemon.running import OccurrenceRunner
+from trigger_daemon.tracing import Tracing
 
 log = structlog.get_logger("trigger_daemon.handler")
 
@@ -48,11 +49,13 @@ class RecordHandler:
         store: Store,
         runner: OccurrenceRunner,
         dead_letters: DeadLetterSink,
+        tracing: Tracing | None = None,
     ) -> None:
         self._catalog = catalog
         self._store = store
         self._runner = runner
         self._dead_letters = dead_letters
+        self._tracing = tracing or Tracing()
 
     def triage(self, record: SourceRecord, decoded: Envelope | Unprocessable) -> Work | None:
         """What `record` needs done, or None when it needs nothing (it matches no trigger).
@@ -89,13 +92,17 @@ class RecordHandler:
         identity = event_id(
             decoded, record.headers_map, record.topic, record.partition, record.offset
         )
-        now = datetime.now(UTC)
-        occurrences = await self._store.begin_occurrences(
-            [NewOccurrence(c.trigger.id, identity, decoded.raw, now) for c in work.triggers]
-        )
-        for compiled, occurrence in zip(work.triggers, occurrences, strict=True):
-            if not occurrence.is_final:
-                await self._run(compiled, occurrence, work.document, record)
+        # Only matched records get a span (and have their trace headers read).
+        with self._tracing.event_span(
+            record, event_type=decoded.type, event_id=identity, matched=len(work.triggers)
+        ):
+            now = datetime.now(UTC)
+            occurrences = await self._store.begin_occurrences(
+                [NewOccurrence(c.trigger.id, identity, decoded.raw, now) for c in work.triggers]
+            )
+            for compiled, occurrence in zip(work.triggers, occurrences, strict=True):
+                if not occurrence.is_final:
+                    await self._run(compiled, occurrence, work.document, record)
 
     async def _run(
         self,

@@ -21,6 +21,7 @@ from trigger_daemon.core.occurrences import Occurrence, OccurrenceStatus, Outcom
 from trigger_daemon.core.retry import RetryPolicy
 from trigger_daemon.core.triggers import CompiledTrigger
 from trigger_daemon.ports import OutcomeSink, Store
+from trigger_daemon.tracing import Tracing
 
 log = structlog.get_logger("trigger_daemon.occurrences")
 
@@ -29,11 +30,16 @@ BeforeWrite = Callable[[CallResult], Awaitable[None]]
 
 class OccurrenceRunner:
     def __init__(
-        self, store: Store, caller: WorkflowCaller, outcome_events: OutcomeSink | None = None
+        self,
+        store: Store,
+        caller: WorkflowCaller,
+        outcome_events: OutcomeSink | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._store = store
         self._caller = caller
         self._outcome_events = outcome_events
+        self._tracing = tracing or Tracing()
 
     async def run(
         self,
@@ -45,7 +51,10 @@ class OccurrenceRunner:
         before_write: BeforeWrite | None = None,
         log_context: Mapping[str, Any] | None = None,
     ) -> Occurrence:
-        """Take `occurrence` to a final outcome and return it as stored."""
+        """Take `occurrence` to a final outcome and return it as stored.
+
+        `traceparent` is the record's own header: sent as it came when tracing is off; when
+        on, the call span (a child of the current event span) sends its own."""
         try:
             variables = compiled.render_vars(document)
         except ExpressionError as exc:
@@ -73,19 +82,19 @@ class OccurrenceRunner:
         occurrence: Occurrence,
         traceparent: str | None,
     ) -> CallResult:
-        with metrics.WORKFLOW_CALL_DURATION.time():
+        with (
+            self._tracing.call_span(compiled.trigger, occurrence, traceparent) as trace,
+            metrics.WORKFLOW_CALL_DURATION.time(),
+        ):
             result = await self._caller.run_workflow(
                 compiled.trigger.workflow_id,
                 variables,
                 idempotency_key=occurrence.idempotency_key,
-                traceparent=traceparent,
+                traceparent=trace.traceparent,
                 policy=self._retry_policy(compiled),
             )
-        if result.succeeded:
-            outcome = "succeeded"
-        else:
-            outcome = "transient_error" if result.transient else "permanent_error"
-        metrics.WORKFLOW_CALLS.labels(outcome).inc()
+            trace.finish(result)
+        metrics.WORKFLOW_CALLS.labels(result.outcome).inc()
         return result
 
     def _retry_policy(self, compiled: CompiledTrigger) -> RetryPolicy | None:

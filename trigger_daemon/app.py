@@ -11,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import signal
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from datetime import datetime
-from typing import Any
 
 import httpx
 import structlog
@@ -48,23 +46,36 @@ from trigger_daemon.config import ApiAuthSettings, LoadedConfig, Settings, load_
 from trigger_daemon.core.occurrences import Occurrence
 from trigger_daemon.errors import StoreError
 from trigger_daemon.handler import LogOnlyDeadLetters, RecordHandler
+from trigger_daemon.lifecycle import run_with_grace
 from trigger_daemon.pipeline import Pipeline
-from trigger_daemon.ports import DeadLetterSink, Store
+from trigger_daemon.ports import DeadLetterSink, Source, Store
 from trigger_daemon.redrive import Redrive
+from trigger_daemon.reload import TriggerReloader
 from trigger_daemon.running import OccurrenceRunner
+from trigger_daemon.tracing import Tracing
 
 log = structlog.get_logger("trigger_daemon.app")
 
+_READINESS_STORE_TIMEOUT_SECONDS = 2.0
+
 
 class Daemon:
-    def __init__(self, config: LoadedConfig) -> None:
+    def __init__(self, config: LoadedConfig, tracing: Tracing | None = None) -> None:
+        """`tracing`: None sets it up from the OTEL_* variables at start and closes it at
+        stop; a test passes its own (and closes it)."""
         self._config = config
+        self._tracing = tracing
         self.api_url: str | None = None
         self._api_started = asyncio.Event()
+        self._reload_requested = asyncio.Event()  # set by SIGHUP, read by the reloader
 
     @property
     def settings(self) -> Settings:
         return self._config.settings
+
+    def request_reload(self) -> None:
+        """Re-read and apply the YAML triggers soon (the SIGHUP handler calls this)."""
+        self._reload_requested.set()
 
     async def wait_api_started(self) -> str:
         await self._api_started.wait()
@@ -75,6 +86,8 @@ class Daemon:
         """Run until `stop` is set (or, with `until_idle`, until every record is handled)."""
         definitions = load_yaml_triggers(self._config)  # ConfigError before touching anything
         async with AsyncExitStack() as stack:
+            # Entered first, closed last: the spans of the final batch are flushed.
+            tracing = self._tracing or await stack.enter_async_context(Tracing.from_env())
             store_settings = self.settings.store
             store = await self._open_store(stack)
             catalog = TriggerCatalog(store)
@@ -93,10 +106,12 @@ class Daemon:
             dead_letters, outcome_events = self._publishing(publisher)
             source = await stack.enter_async_context(self._source(connection))
             caller = WorkflowCaller(api, self.settings.orchestration.retry.policy())
-            runner = OccurrenceRunner(store, caller, outcome_events)
+            runner = OccurrenceRunner(store, caller, outcome_events, tracing)
             redrive = Redrive(catalog, store, runner)
-            await stack.enter_async_context(self._serve_api(catalog, store, caller, redrive))
-            handler = RecordHandler(catalog, store, runner, dead_letters)
+            await stack.enter_async_context(
+                self._serve_api(catalog, store, caller, redrive, source)
+            )
+            handler = RecordHandler(catalog, store, runner, dead_letters, tracing)
             pipeline = Pipeline(
                 source,
                 handler,
@@ -118,16 +133,22 @@ class Daemon:
             watch = asyncio.create_task(
                 catalog.watch(store_settings.poll_interval_seconds, stop), name="trigger-watch"
             )
+            # YAML triggers edited on disk, or re-read on SIGHUP, apply without a restart.
+            reloader = TriggerReloader(
+                self._config, catalog, definitions, requested=self._reload_requested
+            )
+            reloading = asyncio.create_task(reloader.watch(stop), name="trigger-reload")
             try:
-                await _run_with_grace(
+                await run_with_grace(
                     pipeline.run(stop, until_idle=until_idle),
                     stop,
                     self.settings.shutdown_grace_seconds,
                 )
             finally:
-                watch.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watch
+                for task in (watch, reloading):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
         log.info("daemon.stopped")
 
     async def retry_failed(
@@ -225,16 +246,26 @@ class Daemon:
 
     @contextlib.asynccontextmanager
     async def _serve_api(
-        self, catalog: TriggerCatalog, store: Store, caller: WorkflowCaller, redrive: Redrive
+        self,
+        catalog: TriggerCatalog,
+        store: Store,
+        caller: WorkflowCaller,
+        redrive: Redrive,
+        source: Source,
     ) -> AsyncIterator[None]:
         async def readiness() -> dict[str, bool]:
             try:
-                await store.ping()
+                # Bounded: a probe must answer even while the database hangs.
+                await asyncio.wait_for(store.ping(), _READINESS_STORE_TIMEOUT_SECONDS)
                 store_ok = True
-            except StoreError:
+            except (StoreError, TimeoutError):
                 store_ok = False
-            # An open circuit: the orchestration API is failing every call; work waits.
-            return {"store": store_ok, "orchestration": not caller.breaker.is_open}
+            return {
+                "consumer": source.joined(),
+                "store": store_ok,
+                # An open circuit: the orchestration API is failing every call; work waits.
+                "orchestration": not caller.breaker.is_open,
+            }
 
         api = self.settings.api
         app = create_api(
@@ -250,30 +281,6 @@ class Daemon:
             self.api_url = f"http://{api.host}:{port}"
             self._api_started.set()
             yield
-
-
-async def _run_with_grace(
-    work: Coroutine[Any, Any, None], stop: asyncio.Event, grace_seconds: float
-) -> None:
-    """Await `work`; once `stop` is set, give it `grace_seconds` to finish, then cancel it.
-
-    Cancelling loses nothing: uncommitted records are read again by whoever owns the
-    partition next, and their pending occurrences retried with the same idempotency key.
-    """
-    task = asyncio.create_task(work, name="pipeline")
-    stopping = asyncio.create_task(stop.wait())
-    try:
-        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
-            done, _ = await asyncio.wait({task}, timeout=grace_seconds)
-            if not done:
-                log.warning("daemon.grace_period_over", grace_seconds=grace_seconds)
-                task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    finally:
-        stopping.cancel()
-        task.cancel()
 
 
 def api_auth(settings: ApiAuthSettings) -> ApiAuth | None:
@@ -293,18 +300,3 @@ def api_auth(settings: ApiAuthSettings) -> ApiAuth | None:
         )
         return ApiAuth(verifier, protect_metrics=settings.protect_metrics)
     return None
-
-
-def install_stop_signals(stop: asyncio.Event) -> None:
-    """SIGTERM and Ctrl-C ask for a graceful stop; a second one is the operator insisting."""
-    loop = asyncio.get_running_loop()
-
-    def request_stop(signum: signal.Signals) -> None:
-        if stop.is_set():
-            log.warning("daemon.forced_exit", signal=signum.name)
-            raise SystemExit(130)
-        log.info("daemon.stopping", signal=signum.name)
-        stop.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, request_stop, signum)

@@ -117,7 +117,8 @@ def _load(args: argparse.Namespace) -> LoadedConfig:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from trigger_daemon.app import Daemon, install_stop_signals  # heavy imports, run only
+    from trigger_daemon.app import Daemon  # heavy imports, run only
+    from trigger_daemon.lifecycle import install_reload_signal, install_stop_signals
 
     config = _load(args)
     load_yaml_triggers(config)  # fail fast, before logging is redirected
@@ -127,8 +128,10 @@ def _run(args: argparse.Namespace) -> int:
 
     async def serve() -> None:
         stop = asyncio.Event()
+        daemon = Daemon(config)
         install_stop_signals(stop)
-        await Daemon(config).run(stop)
+        install_reload_signal(daemon.request_reload)
+        await daemon.run(stop)
 
     asyncio.run(serve())
     return EXIT_OK

@@ -302,6 +302,8 @@ class Settings(BaseSettings):
     # Raw here; validated by load_yaml_triggers so messages can name the trigger.
     triggers: list[Any] = Field(default_factory=list)
     triggers_files: list[str] = Field(default_factory=list)
+    # How often the config file and trigger files are checked for changes (SIGHUP: at once).
+    triggers_poll_interval_seconds: float = Field(1.0, gt=0, le=3600)
 
     @classmethod
     def settings_customise_sources(
@@ -409,14 +411,22 @@ def load_yaml_triggers(config: LoadedConfig) -> list[TriggerDefinition]:
 def _yaml_trigger_sources(config: LoadedConfig, problems: list[str]) -> list[tuple[str, int, Any]]:
     origin = str(config.path or "config")
     found = [(origin, index, raw) for index, raw in enumerate(config.settings.triggers)]
-    base = config.path.parent if config.path is not None else Path.cwd()
-    for pattern in config.settings.triggers_files:
-        matches = sorted(glob.glob(str(base / pattern)))
+    for pattern, matches in triggers_file_matches(config):
         if not matches:
             problems.append(f"{origin}: triggers_files: {pattern!r} matches no file")
-        for file_name in matches:
-            found.extend(_triggers_in_file(Path(file_name), problems))
+        for path in matches:
+            found.extend(_triggers_in_file(path, problems))
     return found
+
+
+def triggers_file_matches(config: LoadedConfig) -> list[tuple[str, list[Path]]]:
+    """Each `triggers_files` glob with the files it matches now, sorted. Globs are relative
+    to the config file's directory (the working directory without a file)."""
+    base = config.path.parent if config.path is not None else Path.cwd()
+    return [
+        (pattern, [Path(name) for name in sorted(glob.glob(str(base / pattern)))])
+        for pattern in config.settings.triggers_files
+    ]
 
 
 def _triggers_in_file(path: Path, problems: list[str]) -> list[tuple[str, int, Any]]:

@@ -2,41 +2,54 @@
 
 Starts Tansu (Kafka-compatible) and the stub orchestration API, runs the daemon with the
 example triggers, publishes a mix of ledger and payment events (some matching, some not,
-one unprocessable), waits until every record is handled, then shows the occurrences
+one unprocessable), reports the workflow runs as they arrive, then shows the occurrences
 through the daemon's own API.
+
+`python -m trigger_daemon.devtools.demo publish --bootstrap-servers HOST:PORT` only publishes
+the demo events to a running broker (docker-compose.yml's `events` service does this).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from trigger_daemon.app import Daemon, install_stop_signals
+from trigger_daemon.app import Daemon
 from trigger_daemon.config import LoadedConfig, Settings
 from trigger_daemon.devtools import events
 from trigger_daemon.devtools.broker import TansuBroker
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
+from trigger_daemon.lifecycle import install_stop_signals
 
 DEFAULT_TRIGGERS = Path(__file__).resolve().parents[2] / "config" / "triggers"
 TOPICS = ("ledger", "payments")
+# Per round, the events that match one of the example triggers (and so start one run each).
+RUNS_PER_ROUND = 3
+# How often, at most, the demo says how far the workflow runs have got.
+PROGRESS_EVERY_SECONDS = 0.5
 
 
-def demo_events(rounds: int) -> list[tuple[str, bytes]]:
-    """Per round: a large and a small deposit, a succeeded and a pending payment, a flag."""
+def demo_events(rounds: int, first_tx: int = 0) -> list[tuple[str, bytes]]:
+    """Per round: a large and a small deposit, a succeeded and a pending payment, a flag.
+
+    Transactions are numbered from `first_tx`; their idempotency keys derive from it, so a
+    second publish to the same daemon needs another `first_tx` to start new runs."""
     out: list[tuple[str, bytes]] = []
     for n in range(rounds):
+        tx = first_tx + 2 * n
         out += [
-            ("ledger", events.encode(events.committed_transaction(2 * n, 250_000 + n))),
-            ("ledger", events.encode(events.committed_transaction(2 * n + 1, 1_500))),
+            ("ledger", events.encode(events.committed_transaction(tx, 250_000 + n))),
+            ("ledger", events.encode(events.committed_transaction(tx + 1, 1_500))),
             ("payments", events.encode(events.saved_payment("SUCCEEDED", 9_007_199_254_740_993))),
             ("payments", events.encode(events.saved_payment("PENDING", 4_200))),
             ("ledger", events.encode(events.saved_metadata(f"users:{n}", "required"))),
@@ -78,13 +91,19 @@ async def run_demo(
             daemon = Daemon(LoadedConfig(settings=settings, path=None))
             stop = asyncio.Event()
             install_stop_signals(stop)
+            say(f"starting the daemon with the triggers in {triggers_dir} ...")
             running = asyncio.create_task(daemon.run(stop))
             api_url = await _wait_api(daemon, running)
+            say(f"daemon up, API on {api_url}")
             records = demo_events(rounds)
+            expected = RUNS_PER_ROUND * rounds
             started = time.perf_counter()
             await _publish(broker.bootstrap_servers, records)
-            say(f"published {len(records)} events to {', '.join(TOPICS)}")
-            await _wait_for_calls(stub, expected=3 * rounds, running=running)
+            say(
+                f"published {len(records)} events to {', '.join(TOPICS)}: {expected} match a "
+                "trigger, 1 is not JSON (dead-lettered), the rest match none"
+            )
+            await _wait_for_calls(stub, expected, running, _Progress(expected, started, say))
             elapsed = time.perf_counter() - started
             say(f"{len(stub.calls)} workflow runs in {elapsed:.2f}s")
             await _show_occurrences(api_url, say)
@@ -92,6 +111,7 @@ async def run_demo(
                 say(f"the daemon keeps running; API at {api_url}/v2/triggers — Ctrl-C stops it")
                 await running
             else:
+                say("stopping the daemon, the stub and the broker")
                 stop.set()
                 await running
     return 0
@@ -121,16 +141,43 @@ async def _publish(bootstrap: str, records: list[tuple[str, bytes]]) -> None:
         await producer.stop()
 
 
+class _Progress:
+    """Says `runs 4/12, 9.8/s` while the runs arrive: when the count moved, at most every
+    PROGRESS_EVERY_SECONDS, and once more when the last one is in."""
+
+    def __init__(self, expected: int, started: float, say: Callable[[str], None]) -> None:
+        self._expected = expected
+        self._started = started
+        self._say = say
+        self._shown = -1
+        self._last_said = started  # nothing to say in the first moment: no "runs 0/12"
+
+    def update(self, runs: int) -> None:
+        now = time.perf_counter()
+        due = now - self._last_said >= PROGRESS_EVERY_SECONDS or runs >= self._expected
+        if runs == self._shown or not due:
+            return
+        rate = runs / max(now - self._started, 1e-9)
+        self._say(f"  runs {runs}/{self._expected}, {rate:.1f}/s")
+        self._shown, self._last_said = runs, now
+
+
 async def _wait_for_calls(
-    stub: StubOrchestration, expected: int, running: asyncio.Task[None], within_seconds: float = 60
+    stub: StubOrchestration,
+    expected: int,
+    running: asyncio.Task[None],
+    progress: _Progress,
+    within_seconds: float = 60,
 ) -> None:
     deadline = time.monotonic() + within_seconds
-    while len(stub.calls) < expected:
+    while (runs := len(stub.calls)) < expected:
+        progress.update(runs)
         if running.done():
             running.result()
         if time.monotonic() > deadline:
-            raise RuntimeError(f"only {len(stub.calls)} of {expected} workflow runs arrived")
+            raise DemoError(f"only {runs} of {expected} workflow runs arrived in {within_seconds}s")
         await asyncio.sleep(0.1)
+    progress.update(len(stub.calls))
     await asyncio.sleep(0.5)  # let the last outcomes be written
 
 
@@ -155,6 +202,10 @@ async def _show_occurrences(api_url: str, say: Callable[[str], None]) -> None:
                 )
 
 
+class DemoError(Exception):
+    """The demo could not show what it promised (the daemon is too slow or stopped)."""
+
+
 def main(rounds: int, triggers_dir: Path | None, keep_running: bool) -> int:
     directory = triggers_dir or DEFAULT_TRIGGERS
     if not directory.is_dir():
@@ -163,4 +214,39 @@ def main(rounds: int, triggers_dir: Path | None, keep_running: bool) -> int:
             file=sys.stderr,
         )
         return 2
-    return asyncio.run(run_demo(rounds, directory, keep_running, say=print))
+    try:
+        return asyncio.run(run_demo(rounds, directory, keep_running, say=_say))
+    except DemoError as exc:
+        print(f"trigger-daemon demo: {exc}", file=sys.stderr)
+        return 1
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)  # progress shows as it happens, through a pipe too
+
+
+async def publish_only(bootstrap_servers: str, rounds: int) -> None:
+    """Publish the demo events to a running broker (the topics must exist)."""
+    # Transaction ids from the clock: each publish starts new runs, not idempotent repeats.
+    records = demo_events(rounds, first_tx=int(time.time()) * 100)
+    await _publish(bootstrap_servers, records)
+    _say(
+        f"published {len(records)} events to {', '.join(TOPICS)} on {bootstrap_servers}: "
+        f"{RUNS_PER_ROUND * rounds} match the example triggers, 1 is not JSON"
+    )
+
+
+def _publish_main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m trigger_daemon.devtools.demo",
+        description="Publish the demo's ledger and payment events to a running Kafka broker.",
+    )
+    parser.add_argument("action", choices=["publish"])
+    parser.add_argument("--bootstrap-servers", default="localhost:9092", metavar="HOST:PORT")
+    parser.add_argument("--rounds", type=int, default=4, help="event rounds to publish")
+    args = parser.parse_args(argv)
+    asyncio.run(publish_only(args.bootstrap_servers, args.rounds))
+
+
+if __name__ == "__main__":
+    _publish_main()

@@ -5,6 +5,7 @@ how rows become Trigger and Occurrence again. No I/O; the tables are in schema.p
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -85,7 +86,7 @@ def outcome_values(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def occurrence_from_row(row: RowMapping) -> Occurrence:
+def occurrence_from_row(row: Mapping[Any, Any]) -> Occurrence:
     return Occurrence(
         id=row["id"],
         trigger_id=row["trigger_id"],

@@ -393,9 +393,14 @@ async def _insert_pending(
     if not conn.dialect.insert_returning:
         await conn.execute(insert, rows)
         return {}
-    result = await conn.execute(insert.returning(*occurrences.c), rows)
+    # Only the ids and the store-assigned seq come back: the rest is what was just inserted,
+    # and decoding each event's JSON again cost more than the insert.
+    result = await conn.execute(insert.returning(occurrences.c.id, occurrences.c.seq), rows)
+    seqs: dict[str, int] = {id_: seq for id_, seq in result}
     return {
-        (row["trigger_id"], row["event_id"]): occurrence_from_row(row) for row in result.mappings()
+        (row["trigger_id"], row["event_id"]): occurrence_from_row({**row, "seq": seqs[row["id"]]})
+        for row in rows
+        if row["id"] in seqs
     }
 
 

@@ -50,7 +50,7 @@ from trigger_daemon.lifecycle import run_with_grace
 from trigger_daemon.pipeline import Pipeline
 from trigger_daemon.ports import DeadLetterSink, Source, Store
 from trigger_daemon.redrive import Redrive
-from trigger_daemon.reload import TriggerReloader
+from trigger_daemon.reload import TriggerReloader, fingerprint, watched_paths
 from trigger_daemon.running import OccurrenceRunner
 from trigger_daemon.tracing import Tracing
 
@@ -84,6 +84,8 @@ class Daemon:
 
     async def run(self, stop: asyncio.Event, *, until_idle: bool = False) -> None:
         """Run until `stop` is set (or, with `until_idle`, until every record is handled)."""
+        # Taken before reading: an edit made from here on is reloaded once running.
+        read_at_start = fingerprint(watched_paths(self._config))
         definitions = load_yaml_triggers(self._config)  # ConfigError before touching anything
         async with AsyncExitStack() as stack:
             # Entered first, closed last: the spans of the final batch are flushed.
@@ -135,7 +137,11 @@ class Daemon:
             )
             # YAML triggers edited on disk, or re-read on SIGHUP, apply without a restart.
             reloader = TriggerReloader(
-                self._config, catalog, definitions, requested=self._reload_requested
+                self._config,
+                catalog,
+                definitions,
+                requested=self._reload_requested,
+                read_at_start=read_at_start,
             )
             reloading = asyncio.create_task(reloader.watch(stop), name="trigger-reload")
             try:

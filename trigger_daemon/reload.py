@@ -98,16 +98,18 @@ class TriggerReloader:
         applied: Sequence[TriggerDefinition],
         *,
         requested: asyncio.Event | None = None,
+        read_at_start: Fingerprint | None = None,
     ) -> None:
+        """`read_at_start`: the fingerprint taken just before `applied` was read, so an edit
+        made during the start is caught and nothing else is read again; without it, the first
+        poll reads everything once."""
         self._config = config  # the latest readable config: its globs say what to watch
         self._started = config.settings
         self._catalog = catalog
         self._applied = _by_name(applied)
         self._interval = config.settings.triggers_poll_interval_seconds
         self._requested = requested or asyncio.Event()
-        # None until first looked at: the first poll reads everything once, which catches an
-        # edit made while the daemon was starting (it is applied only if it changes something).
-        self._fingerprint: Fingerprint | None = None
+        self._fingerprint = read_at_start
 
     def request(self) -> None:
         """Ask for a reload now; it runs in `watch`."""
@@ -133,9 +135,10 @@ class TriggerReloader:
         # Taken before reading, so a change made while reading is seen at the next poll.
         self._fingerprint = await self._settled_fingerprint()
         try:
-            config = self._reread_config()
+            # In a thread: reading and compiling thousands of triggers takes seconds, and the
+            # event loop must go on consuming (and heartbeating) meanwhile.
+            config, definitions = await asyncio.to_thread(self._read)
             self._config = config
-            definitions = load_yaml_triggers(config)
         except ConfigError as exc:
             log.error(
                 "triggers.reload_rejected",
@@ -174,6 +177,10 @@ class TriggerReloader:
             unchanged=result.unchanged,
         )
         return result
+
+    def _read(self) -> tuple[LoadedConfig, list[TriggerDefinition]]:
+        config = self._reread_config()
+        return config, load_yaml_triggers(config)
 
     def _reread_config(self) -> LoadedConfig:
         # Without a file the settings came from code or the environment, which cannot change

@@ -15,7 +15,7 @@ from trigger_daemon.config import load_config, load_yaml_triggers
 from trigger_daemon.core.triggers import TriggerDefinition
 from trigger_daemon.errors import ConfigError, StoreError
 from trigger_daemon.ports import ReconcileResult
-from trigger_daemon.reload import TriggerReloader
+from trigger_daemon.reload import TriggerReloader, fingerprint, watched_paths
 
 A = "- {name: a, event: E, workflowID: wa}\n"
 B = "- {name: b, event: E, workflowID: wb}\n"
@@ -161,5 +161,32 @@ async def test_a_fixed_file_is_applied_after_a_rejected_one(tmp_path: Path) -> N
     assert await reloader.reload("file") is None
     async with watching(reloader):
         (tmp_path / "triggers.yaml").write_text(A + B)
+        await asyncio.wait_for(catalog.applied.wait(), 5)
+    assert catalog.reconciled == [["a", "b"]]
+
+
+async def test_files_unchanged_since_the_start_are_not_read_again(tmp_path: Path) -> None:
+    catalog = FakeCatalog()
+    path = write_config(tmp_path, A, triggers_poll_interval_seconds=0.05)
+    config = load_config(path)
+    read_at_start = fingerprint(watched_paths(config))
+    reloader = TriggerReloader(
+        config, catalog, load_yaml_triggers(config), read_at_start=read_at_start
+    )
+    with structlog.testing.capture_logs() as logs:
+        async with watching(reloader):
+            await asyncio.sleep(0.3)  # several polls
+    assert logs == []  # not even a reload_unchanged at debug: nothing was read
+
+
+async def test_an_edit_made_during_the_start_is_applied_by_the_first_poll(tmp_path: Path) -> None:
+    catalog = FakeCatalog()
+    path = write_config(tmp_path, A, triggers_poll_interval_seconds=0.05)
+    config = load_config(path)
+    read_at_start = fingerprint(watched_paths(config))
+    definitions = load_yaml_triggers(config)
+    (tmp_path / "triggers.yaml").write_text(A + B)  # before the reloader runs
+    reloader = TriggerReloader(config, catalog, definitions, read_at_start=read_at_start)
+    async with watching(reloader):
         await asyncio.wait_for(catalog.applied.wait(), 5)
     assert catalog.reconciled == [["a", "b"]]

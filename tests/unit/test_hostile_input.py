@@ -250,3 +250,46 @@ def test_the_trigger_validator_accepts_or_lists_problems(raw: dict[str, Any]) ->
         return
     assert problems
     assert all(isinstance(problem, str) and problem for problem in problems)
+
+
+# The fast path for record values (orjson) answers exactly as the standard parser.
+
+
+def answer(parse: Any, argument: Any) -> tuple[str, str]:
+    """A parser's answer, comparable: the value as JSON (so int vs float and 0.0 vs -0.0
+    count), or the refusal's message."""
+    try:
+        return "value", json.dumps(parse(argument))
+    except json_input.JSONInputError as exc:
+        return "refused", str(exc)
+
+
+@SETTINGS
+@given(json_values)
+def test_the_fast_path_parses_every_json_value_as_the_standard_one(value: object) -> None:
+    text = json.dumps(value, ensure_ascii=False)
+    assert answer(json_input.loads_utf8, text.encode()) == answer(json_input.loads, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"amount": 123456789012345678901234567890}',  # orjson alone would make it a float
+        '{"amount": -9223372036854775809}',
+        '{"amount": 18446744073709551616}',
+        "-0",
+        '{"a": "\\u0000"}',
+        "[" * 150 + "]" * 150,
+        '{"a": 1} trailing',
+        '{"a": "\x01"}',
+        "1e400",
+        *NASTY_FRAGMENTS,
+    ],
+)
+def test_the_fast_path_refuses_and_accepts_as_the_standard_one(text: str) -> None:
+    assert answer(json_input.loads_utf8, text.encode()) == answer(json_input.loads, text)
+
+
+def test_the_fast_path_reports_invalid_utf8_as_the_decoder_does() -> None:
+    with pytest.raises(UnicodeDecodeError):
+        json_input.loads_utf8(b'{"a": "\xff"}')

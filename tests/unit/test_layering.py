@@ -7,7 +7,7 @@ from pathlib import Path
 
 import trigger_daemon.core
 
-ALLOWED_THIRD_PARTY = {"jmespath", "pydantic"}
+ALLOWED_THIRD_PARTY = {"jmespath", "orjson", "pydantic"}
 ALLOWED_PROJECT = ("trigger_daemon.core", "trigger_daemon.errors")
 CORE = Path(trigger_daemon.core.__file__).parent
 

@@ -58,11 +58,10 @@ def decode(value: bytes | None) -> Envelope | Unprocessable:
     if value is None:
         return Unprocessable(UnprocessableReason.NOT_JSON, "the record has no value (tombstone)")
     try:
-        text = value.decode("utf-8")
+        # Strict: what later stages cannot store is refused.
+        document = json_input.loads_utf8(value)
     except UnicodeDecodeError as exc:
         return Unprocessable(UnprocessableReason.NOT_UTF8, f"invalid UTF-8 at byte {exc.start}")
-    try:
-        document = json_input.loads(text)  # strict: what later stages cannot store is refused
     except json_input.JSONInputError as exc:
         return Unprocessable(UnprocessableReason.NOT_JSON, f"invalid JSON: {exc}")
     return envelope_from_object(document)

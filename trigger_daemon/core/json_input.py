@@ -32,9 +32,12 @@ import orjson
 # real document and far below the interpreter's recursion limit.
 MAX_DEPTH = 100
 
-# Where orjson could lose an integer's exactness (see the module docstring); digits inside
-# strings match too, which only sends the document the slow way.
-_LONG_DIGIT_RUN = re.compile(rb"[0-9]{19}")
+# Where orjson could lose an integer's exactness (see the module docstring): a run of 19
+# digits, found by mapping every digit to "0" and looking for 19 zeros (a tenth of the cost of
+# a regular expression). Digits inside strings count too, which only sends the document the
+# slow way.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGIT_RUN = b"0" * 19
 
 # A \\u escape of a UTF-16 surrogate: only then can a lone surrogate reach a decoded str.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -66,7 +69,7 @@ def loads(text: str) -> Any:
 
 def loads_utf8(data: bytes) -> Any:
     """`loads` for UTF-8 bytes, faster; UnicodeDecodeError when `data` is not UTF-8."""
-    if not _LONG_DIGIT_RUN.search(data):
+    if _LONG_DIGIT_RUN not in data.translate(_DIGITS_TO_ZERO):
         try:
             value = orjson.loads(data)
         except orjson.JSONDecodeError:

@@ -83,9 +83,10 @@ class Store(Protocol):
         input order (existing ones as they are, maybe already final)."""
         ...
 
-    async def finish_occurrence(self, occurrence_id: str, outcome: Outcome) -> Occurrence:
-        """Record the outcome of a `pending` occurrence and return the stored row. An
-        occurrence already final keeps its first outcome (returned unchanged)."""
+    async def finish_occurrence(self, occurrence: Occurrence, outcome: Outcome) -> Occurrence:
+        """Record the outcome of `occurrence` (as begun: pending) and return the stored row.
+        An occurrence already final keeps its first outcome (returned unchanged);
+        NotFoundError when it is not stored."""
         ...
 
     async def reopen_occurrence(self, occurrence_id: str) -> Occurrence:

@@ -70,7 +70,7 @@ class OccurrenceRunner:
             # repeat but is never lost.
             event = outcome_event(occurrence.id, compiled.trigger.id, outcome, datetime.now(UTC))
             await self._outcome_events.publish(event, key=compiled.trigger.id)
-        finished = await self._store.finish_occurrence(occurrence.id, outcome)
+        finished = await self._store.finish_occurrence(occurrence, outcome)
         metrics.OCCURRENCES.labels(finished.status.value).inc()
         _log_outcome(finished, compiled, log_context or {})
         return finished

@@ -357,7 +357,7 @@ async def record(store: Store, trigger_id: str, count: int) -> list[Occurrence]:
         ]
     )
     return [
-        await store.finish_occurrence(occurrence.id, outcome(i))
+        await store.finish_occurrence(occurrence, outcome(i))
         for i, occurrence in enumerate(pending)
     ]
 

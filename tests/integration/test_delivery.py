@@ -26,7 +26,7 @@ from trigger_daemon.adapters.orchestration import OrchestrationClient
 from trigger_daemon.adapters.store import SqlStore, open_store
 from trigger_daemon.calls import WorkflowCaller
 from trigger_daemon.catalog import TriggerCatalog
-from trigger_daemon.core.occurrences import OccurrenceStatus, Outcome
+from trigger_daemon.core.occurrences import Occurrence, OccurrenceStatus, Outcome
 from trigger_daemon.core.retry import RetryPolicy
 from trigger_daemon.core.triggers import parse_definition
 from trigger_daemon.devtools import events
@@ -177,11 +177,11 @@ class FailingOutcomeWrites:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def finish_occurrence(self, occurrence_id: str, outcome: Outcome) -> Any:
+    async def finish_occurrence(self, occurrence: Occurrence, outcome: Outcome) -> Any:
         if not self.healed.is_set():
             self.failed_writes += 1
             raise StoreError("injected: disk full", retriable=True)
-        return await self._store.finish_occurrence(occurrence_id, outcome)
+        return await self._store.finish_occurrence(occurrence, outcome)
 
 
 async def test_a_failed_outcome_write_holds_the_offset_and_is_retried(

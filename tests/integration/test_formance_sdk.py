@@ -82,9 +82,9 @@ async def record_outcomes(store: Store, trigger_id: str) -> None:
         ]
     )
     await store.finish_occurrence(
-        pending[0].id, Outcome.succeeded(INSTANCE, attempts=1, vars={"id": "pay-1"})
+        pending[0], Outcome.succeeded(INSTANCE, attempts=1, vars={"id": "pay-1"})
     )
-    await store.finish_occurrence(pending[1].id, Outcome.failed("HTTP 404: no workflow", 1))
+    await store.finish_occurrence(pending[1], Outcome.failed("HTTP 404: no workflow", 1))
 
 
 TRIGGER = {

@@ -26,7 +26,7 @@ from trigger_daemon.adapters.store.engine import create_engine
 from trigger_daemon.adapters.store.schema import metadata
 from trigger_daemon.adapters.store.sql import store_errors
 from trigger_daemon.catalog import TriggerCatalog
-from trigger_daemon.core.occurrences import NewOccurrence, OccurrenceStatus, Outcome
+from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, OccurrenceStatus, Outcome
 from trigger_daemon.core.triggers import Trigger, TriggerSource, parse_definition, yaml_trigger_id
 from trigger_daemon.errors import ConfigError, ConflictError, NotFoundError, StoreError
 
@@ -84,6 +84,10 @@ def yaml_trigger(name: str, workflow_id: str = "wf-1", *, created_at: datetime =
 def new_occurrence(trigger_id: str, event_id: str, payload: object = None) -> NewOccurrence:
     event = {"type": "SAVED_PAYMENT", "payload": payload if payload is not None else {}}
     return NewOccurrence(trigger_id=trigger_id, event_id=event_id, event=event, date=T0)
+
+
+def unknown_occurrence(occurrence_id: str) -> Occurrence:
+    return Occurrence(occurrence_id, "t-1", "e-1", T0, {}, OccurrenceStatus.PENDING)
 
 
 # Triggers
@@ -154,7 +158,7 @@ async def test_unknown_ids_raise_not_found(store: SqlStore) -> None:
     with pytest.raises(NotFoundError, match="occurrence nope not found"):
         await store.get_occurrence("nope")
     with pytest.raises(NotFoundError, match="occurrence nope not found"):
-        await store.finish_occurrence("nope", Outcome.failed("boom", attempts=1))
+        await store.finish_occurrence(unknown_occurrence("nope"), Outcome.failed("boom", 1))
 
 
 # YAML reconciliation
@@ -295,7 +299,7 @@ async def test_begin_occurrences_again_returns_the_same_rows(store: SqlStore) ->
 
 async def test_a_finished_occurrence_stays_final_when_begun_again(store: SqlStore) -> None:
     [pending] = await store.begin_occurrences([new_occurrence("t-1", "e-1")])
-    finished = await store.finish_occurrence(pending.id, Outcome.failed("HTTP 400", attempts=1))
+    finished = await store.finish_occurrence(pending, Outcome.failed("HTTP 400", attempts=1))
 
     [again, fresh] = await store.begin_occurrences(
         [new_occurrence("t-1", "e-1"), new_occurrence("t-1", "e-2")]
@@ -331,10 +335,10 @@ async def test_replicas_beginning_the_same_occurrences_at_once_share_one_row_eac
 async def test_an_occurrence_keeps_its_first_outcome(store: SqlStore) -> None:
     [pending] = await store.begin_occurrences([new_occurrence("t-1", "e-1")])
     first = await store.finish_occurrence(
-        pending.id, Outcome.succeeded({"id": "wi-1"}, attempts=1, vars={})
+        pending, Outcome.succeeded({"id": "wi-1"}, attempts=1, vars={})
     )
 
-    second = await store.finish_occurrence(pending.id, Outcome.failed("late", attempts=2))
+    second = await store.finish_occurrence(pending, Outcome.failed("late", attempts=2))
 
     assert second == first
     assert await store.get_occurrence(pending.id) == first
@@ -345,7 +349,7 @@ async def test_finish_occurrence_records_the_outcome(store: SqlStore) -> None:
     instance = {"id": "wi-1", "workflowID": "wf-1", "terminated": False}
     outcome = Outcome.succeeded(instance, attempts=3, vars={"txid": "42"})
 
-    finished = await store.finish_occurrence(pending.id, outcome)
+    finished = await store.finish_occurrence(pending, outcome)
 
     assert finished.status is OccurrenceStatus.SUCCEEDED
     assert (finished.attempts, finished.vars) == (3, {"txid": "42"})
@@ -363,7 +367,7 @@ async def test_concurrent_writers_share_transactions_and_each_gets_its_own_rows(
     async def one_record(n: int) -> tuple[str, str]:
         [pending] = await store.begin_occurrences([new_occurrence(f"t-{n % 4}", f"e-{n}")])
         outcome = Outcome.succeeded({"id": f"wi-{n}"}, attempts=1, vars={"n": str(n)})
-        finished = await store.finish_occurrence(pending.id, outcome)
+        finished = await store.finish_occurrence(pending, outcome)
         return finished.event_id, finished.vars["n"]
 
     results = await asyncio.gather(*(one_record(n) for n in range(200)))
@@ -381,8 +385,8 @@ async def test_two_outcomes_for_one_occurrence_in_one_batch_keep_the_first(
     [pending] = await store.begin_occurrences([new_occurrence("t-1", "e-1")])
 
     first, second = await asyncio.gather(
-        store.finish_occurrence(pending.id, Outcome.succeeded({"id": "wi-1"}, 1, vars={})),
-        store.finish_occurrence(pending.id, Outcome.failed("late", attempts=2)),
+        store.finish_occurrence(pending, Outcome.succeeded({"id": "wi-1"}, 1, vars={})),
+        store.finish_occurrence(pending, Outcome.failed("late", attempts=2)),
     )
 
     assert first == second
@@ -394,8 +398,8 @@ async def test_an_unknown_occurrence_among_known_ones_fails_alone(store: SqlStor
     outcome = Outcome.failed("HTTP 400", attempts=1)
 
     results = await asyncio.gather(
-        *(store.finish_occurrence(o.id, outcome) for o in begun),
-        store.finish_occurrence("no-such-occurrence", outcome),
+        *(store.finish_occurrence(o, outcome) for o in begun),
+        store.finish_occurrence(unknown_occurrence("no-such-occurrence"), outcome),
         return_exceptions=True,
     )
 
@@ -410,7 +414,7 @@ async def test_integers_beyond_two_to_the_53_round_trip_exactly(store: SqlStore)
     payload = {"postings": [{"amount": amount, "asset": "USD/2"}], "ratio": 0.1}
     [begun] = await store.begin_occurrences([new_occurrence("t-1", "e-1", payload)])
     instance = {"id": "wi-1", "balance": -amount}
-    await store.finish_occurrence(begun.id, Outcome.succeeded(instance, 1, {}))
+    await store.finish_occurrence(begun, Outcome.succeeded(instance, 1, {}))
 
     stored = await store.get_occurrence(begun.id)
 
@@ -655,7 +659,7 @@ async def test_only_a_failed_occurrence_can_be_reopened_and_only_once(store: Sql
     [pending] = await store.begin_occurrences([new_occurrence("t-1", "e-1")])
     with pytest.raises(ConflictError, match="is pending; only failed occurrences"):
         await store.reopen_occurrence(pending.id)
-    await store.finish_occurrence(pending.id, Outcome.failed("HTTP 503", attempts=3))
+    await store.finish_occurrence(pending, Outcome.failed("HTTP 503", attempts=3))
 
     reopened = await store.reopen_occurrence(pending.id)
 

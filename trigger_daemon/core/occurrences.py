@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -48,6 +48,18 @@ class Occurrence:
     def idempotency_key(self) -> str:
         """Sent as the Idempotency-Key header; the same on every retry and redelivery."""
         return f"{self.trigger_id}:{self.event_id}"
+
+    def finished(self, outcome: Outcome) -> Occurrence:
+        """This occurrence with `outcome` written on it."""
+        return replace(
+            self,
+            status=outcome.status,
+            attempts=outcome.attempts,
+            vars=dict(outcome.vars),
+            workflow_instance_id=outcome.workflow_instance_id,
+            workflow_instance=outcome.workflow_instance,
+            error=outcome.error,
+        )
 
 
 @dataclass(frozen=True, slots=True)

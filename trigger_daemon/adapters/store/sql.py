@@ -165,10 +165,10 @@ class SqlStore:
             return []
         return await self._begin_group.submit(new)
 
-    async def finish_occurrence(self, occurrence_id: str, outcome: Outcome) -> Occurrence:
-        (finished,) = await self._finish_group.submit([(occurrence_id, outcome)])
+    async def finish_occurrence(self, occurrence: Occurrence, outcome: Outcome) -> Occurrence:
+        (finished,) = await self._finish_group.submit([(occurrence, outcome)])
         if finished is None:
-            raise NotFoundError(f"occurrence {occurrence_id} not found")
+            raise NotFoundError(f"occurrence {occurrence.id} not found")
         return finished
 
     async def _begin_many(self, new: list[NewOccurrence]) -> list[Occurrence]:
@@ -186,20 +186,30 @@ class SqlStore:
                 stored.update(await _occurrences_by_pair(conn, existing))
         return [stored[(n.trigger_id, n.event_id)] for n in new]
 
-    async def _finish_many(self, outcomes: list[tuple[str, Outcome]]) -> list[Occurrence | None]:
+    async def _finish_many(
+        self, outcomes: list[tuple[Occurrence, Outcome]]
+    ) -> list[Occurrence | None]:
         """finish_occurrence for one group commit, in one transaction: the stored rows (None
         for an unknown id), in input order."""
         # Only a pending row changes: the first outcome written stays, whoever else finishes
         # it (within this batch too: the first submitted for an id). Ids in order, as above.
-        first: dict[str, Outcome] = {}
-        for occurrence_id, outcome in outcomes:
-            first.setdefault(occurrence_id, outcome)
+        first: dict[str, tuple[Occurrence, Outcome]] = {}
+        for occurrence, outcome in outcomes:
+            first.setdefault(occurrence.id, (occurrence, outcome))
         ids = sorted(first)
-        params = [{"b_id": id_, **_outcome_params(first[id_])} for id_ in ids]
+        params = [{"b_id": id_, **_outcome_params(first[id_][1])} for id_ in ids]
         async with self._writing("record outcomes") as conn:
-            await conn.execute(_FINISH_PENDING, params)
-            stored = await _occurrences_by_id(conn, ids)
-        return [stored.get(occurrence_id) for occurrence_id, _ in outcomes]
+            result = await conn.execute(_FINISH_PENDING, params)
+            if conn.dialect.supports_sane_multi_rowcount and result.rowcount == len(ids):
+                # Every row was pending and now holds its outcome: no need to read them back
+                # (that read decoded each event's JSON again, a fifth of the store's time).
+                stored = {
+                    id_: occurrence.finished(outcome)
+                    for id_, (occurrence, outcome) in first.items()
+                }
+            else:  # some were final already or unknown (or the driver cannot count): read
+                stored = await _occurrences_by_id(conn, ids)
+        return [stored.get(occurrence.id) for occurrence, _ in outcomes]
 
     async def reopen_occurrence(self, occurrence_id: str) -> Occurrence:
         # Only a failed row: of two re-drives at once, one reopens it and the other is refused.

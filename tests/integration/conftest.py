@@ -53,6 +53,19 @@ async def topic(broker: TansuBroker) -> str:
     return name
 
 
+def kafka_settings(broker: TansuBroker, topic: str, **overrides: Any) -> dict[str, Any]:
+    """The `kafka` section of a test daemon: one topic, no dead-letter topic, and a short
+    session timeout (Tansu's group join takes about half of it)."""
+    return {
+        "bootstrap_servers": broker.bootstrap_servers,
+        "topics": [topic],
+        "group_id": f"{topic}-group",
+        "dead_letter_topic": None,
+        "session_timeout_ms": 2000,
+        "heartbeat_interval_ms": 500,
+    } | overrides
+
+
 async def produce(
     bootstrap: str,
     topic: str,

@@ -18,7 +18,7 @@ from trigger_daemon.devtools import events
 from trigger_daemon.devtools.broker import TansuBroker, free_port
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 
-from .conftest import produce, wait_until
+from .conftest import kafka_settings, produce, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIG = REPO / "config" / "trigger-daemon.yaml"
@@ -125,14 +125,7 @@ async def test_run_serves_the_api_processes_events_and_stops_cleanly_on_sigterm(
     config.write_text(
         yaml.safe_dump(
             {
-                "kafka": {
-                    "bootstrap_servers": broker.bootstrap_servers,
-                    "topics": [topic],
-                    "group_id": topic,
-                    "dead_letter_topic": None,
-                    "session_timeout_ms": 2000,
-                    "heartbeat_interval_ms": 500,
-                },
+                "kafka": kafka_settings(broker, topic, group_id=topic),
                 "orchestration": {"base_url": stub.url, "api_version": "v1"},
                 "store": {"url": f"sqlite:///{tmp_path}/store.db"},
                 "api": {"port": port},

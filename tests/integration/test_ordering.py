@@ -18,7 +18,7 @@ from trigger_daemon.devtools import events
 from trigger_daemon.devtools.broker import TansuBroker
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 
-from .conftest import committed_offset, produce_many, wait_until
+from .conftest import committed_offset, kafka_settings, produce_many, wait_until
 from .processes import DaemonProcess
 
 # Transactions into `slow:` accounts run a slow workflow; the others a fast one.
@@ -44,14 +44,7 @@ def settings_for(
     broker: TansuBroker, stub: StubOrchestration, topic: str, tmp_path: Path, **pipeline: Any
 ) -> dict[str, Any]:
     return {
-        "kafka": {
-            "bootstrap_servers": broker.bootstrap_servers,
-            "topics": [topic],
-            "group_id": f"{topic}-group",
-            "dead_letter_topic": None,
-            "session_timeout_ms": 2000,
-            "heartbeat_interval_ms": 500,
-        },
+        "kafka": kafka_settings(broker, topic),
         "orchestration": {"base_url": stub.url},
         "store": {"url": f"sqlite:///{tmp_path}/store.db"},
         "api": {"port": 0},

@@ -21,7 +21,7 @@ from trigger_daemon.devtools import events
 from trigger_daemon.devtools.broker import TansuBroker
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 
-from .conftest import committed_offset, produce, read_all, wait_until
+from .conftest import committed_offset, kafka_settings, produce, read_all, wait_until
 
 BIG_AMOUNT = 2**64 + 3
 
@@ -55,14 +55,9 @@ def run_daemon(
         dead_letter_topic: str | None = None,
     ) -> Daemon:
         settings = Settings(
-            kafka={
-                "bootstrap_servers": broker.bootstrap_servers,
-                "topics": [topic],
-                "group_id": f"{topic}-{group_id}",
-                "dead_letter_topic": dead_letter_topic,
-                "session_timeout_ms": 2000,
-                "heartbeat_interval_ms": 500,
-            },
+            kafka=kafka_settings(
+                broker, topic, group_id=f"{topic}-{group_id}", dead_letter_topic=dead_letter_topic
+            ),
             orchestration={
                 "base_url": f"{stub.url}/api/orchestration",
                 "api_version": api_version,
@@ -312,14 +307,7 @@ async def test_a_trigger_created_through_the_api_fires_without_restart(
 ) -> None:
     settings = Settings.model_validate(
         {
-            "kafka": {
-                "bootstrap_servers": broker.bootstrap_servers,
-                "topics": [topic],
-                "group_id": topic,
-                "dead_letter_topic": None,
-                "session_timeout_ms": 2000,
-                "heartbeat_interval_ms": 500,
-            },
+            "kafka": kafka_settings(broker, topic, group_id=topic),
             "orchestration": {"base_url": stub.url},
             "store": {"url": f"sqlite:///{tmp_path}/store.db"},
             "api": {"port": 0},

@@ -21,7 +21,7 @@ from trigger_daemon.devtools import events
 from trigger_daemon.devtools.broker import TansuBroker
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 
-from .conftest import produce, wait_until
+from .conftest import kafka_settings, produce, wait_until
 
 TRIGGER = {
     "name": "settle-payment",
@@ -36,14 +36,7 @@ def config(
     broker: TansuBroker, stub: StubOrchestration, topic: str, tmp_path: Path
 ) -> dict[str, Any]:
     return {
-        "kafka": {
-            "bootstrap_servers": broker.bootstrap_servers,
-            "topics": [topic],
-            "group_id": topic,
-            "dead_letter_topic": None,
-            "session_timeout_ms": 2000,
-            "heartbeat_interval_ms": 500,
-        },
+        "kafka": kafka_settings(broker, topic, group_id=topic),
         "orchestration": {"base_url": stub.url},
         "store": {"url": f"sqlite:///{tmp_path}/store.db"},
         "api": {"port": 0},

@@ -19,7 +19,7 @@ from trigger_daemon.devtools import events
 from trigger_daemon.devtools.broker import TansuBroker
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 
-from .conftest import produce, wait_until
+from .conftest import kafka_settings, produce, wait_until
 from .processes import COMMAND, DaemonProcess
 
 pytestmark = pytest.mark.slow
@@ -48,14 +48,7 @@ def config(
     broker: TansuBroker, stub: StubOrchestration, topic: str, tmp_path: Path, **extra: Any
 ) -> dict[str, Any]:
     return {
-        "kafka": {
-            "bootstrap_servers": broker.bootstrap_servers,
-            "topics": [topic],
-            "group_id": f"{topic}-group",
-            "dead_letter_topic": None,
-            "session_timeout_ms": 3000,
-            "heartbeat_interval_ms": 500,
-        },
+        "kafka": kafka_settings(broker, topic, session_timeout_ms=3000),
         "orchestration": {"base_url": stub.url},
         "store": {"url": f"sqlite:///{tmp_path}/store.db"},
         "shutdown_grace_seconds": 5,

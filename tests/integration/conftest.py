@@ -7,11 +7,14 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from trigger_daemon.adapters.store import SqlStore, open_store
+from trigger_daemon.catalog import TriggerCatalog
 from trigger_daemon.devtools.broker import TansuBroker
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 
@@ -51,6 +54,21 @@ async def topic(broker: TansuBroker) -> str:
     name = f"ledger-{uuid.uuid4().hex[:12]}"
     await broker.create_topics([name], partitions=1)
     return name
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
+    """A fresh SQLite store per test (test_store.py runs every backend with its own)."""
+    opened = await open_store(f"sqlite:///{tmp_path}/store.db")
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def catalog(store: SqlStore) -> TriggerCatalog:
+    catalog = TriggerCatalog(store)
+    await catalog.refresh()
+    return catalog
 
 
 def kafka_settings(broker: TansuBroker, topic: str, **overrides: Any) -> dict[str, Any]:

@@ -13,7 +13,6 @@ import httpx
 import pytest
 
 from trigger_daemon.adapters.api import create_api, serving
-from trigger_daemon.adapters.store import open_store
 from trigger_daemon.catalog import TriggerCatalog
 from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, Outcome
 from trigger_daemon.core.triggers import Trigger, TriggerSource, parse_definition
@@ -24,20 +23,6 @@ GATEWAY = "/api/orchestration"
 TRIGGER_COLLECTIONS = ["/triggers", "/v2/triggers", f"{GATEWAY}/triggers", f"{GATEWAY}/v2/triggers"]
 BIG = 2**70
 TRIGGER_FIELDS = {"id", "name", "event", "version", "filter", "workflowID", "vars", "createdAt"}
-
-
-@pytest.fixture
-async def store(tmp_path: Any) -> AsyncIterator[Store]:
-    store = await open_store(f"sqlite:///{tmp_path}/t.db")
-    yield store
-    await store.close()
-
-
-@pytest.fixture
-async def catalog(store: Store) -> TriggerCatalog:
-    catalog = TriggerCatalog(store)
-    await catalog.refresh()
-    return catalog
 
 
 @pytest.fixture

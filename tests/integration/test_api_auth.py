@@ -24,7 +24,6 @@ from trigger_daemon.adapters.api import (
     create_api,
     serving,
 )
-from trigger_daemon.adapters.store import open_store
 from trigger_daemon.catalog import TriggerCatalog
 from trigger_daemon.core.triggers import parse_definition
 from trigger_daemon.ports import Store
@@ -58,20 +57,6 @@ STATIC = {
     "write": "write-token-0123456789abcdef",
     "other": "other-token-0123456789abcdef",
 }
-
-
-@pytest.fixture
-async def store(tmp_path: Any) -> AsyncIterator[Store]:
-    store = await open_store(f"sqlite:///{tmp_path}/t.db")
-    yield store
-    await store.close()
-
-
-@pytest.fixture
-async def catalog(store: Store) -> TriggerCatalog:
-    catalog = TriggerCatalog(store)
-    await catalog.refresh()
-    return catalog
 
 
 @pytest.fixture(scope="module")

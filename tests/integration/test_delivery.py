@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-import pytest
 import structlog
 
 from trigger_daemon.adapters.kafka import (
@@ -23,7 +21,7 @@ from trigger_daemon.adapters.kafka import (
     KafkaSource,
 )
 from trigger_daemon.adapters.orchestration import OrchestrationClient
-from trigger_daemon.adapters.store import SqlStore, open_store
+from trigger_daemon.adapters.store import SqlStore
 from trigger_daemon.calls import WorkflowCaller
 from trigger_daemon.catalog import TriggerCatalog
 from trigger_daemon.core.occurrences import Occurrence, OccurrenceStatus, Outcome
@@ -47,13 +45,6 @@ TRIGGER = {
     "workflowID": "settle",
     "vars": {"payment": "event.id"},
 }
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
-    opened = await open_store(f"sqlite:///{tmp_path}/store.db")
-    yield opened
-    await opened.close()
 
 
 async def run_pipeline(

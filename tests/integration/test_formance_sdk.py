@@ -24,7 +24,6 @@ from trigger_daemon.adapters.api import (
     create_api,
     serving,
 )
-from trigger_daemon.adapters.store import open_store
 from trigger_daemon.catalog import TriggerCatalog
 from trigger_daemon.core.occurrences import NewOccurrence, Outcome
 from trigger_daemon.core.triggers import parse_definition, yaml_trigger_id
@@ -38,20 +37,6 @@ INSTANCE = {
     "terminated": False,
 }
 PAYMENT = {"id": "pay-1", "status": "SUCCEEDED", "amount": 2**70}
-
-
-@pytest.fixture
-async def store(tmp_path: Any) -> AsyncIterator[Store]:
-    store = await open_store(f"sqlite:///{tmp_path}/t.db")
-    yield store
-    await store.close()
-
-
-@pytest.fixture
-async def catalog(store: Store) -> TriggerCatalog:
-    catalog = TriggerCatalog(store)
-    await catalog.refresh()
-    return catalog
 
 
 @pytest.fixture

@@ -57,13 +57,10 @@ def loads(text: str) -> Any:
         raise JSONInputError(f"nested deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:  # an integer beyond the int-string conversion limit, NaN
         raise JSONInputError(_first_sentence(exc)) from None
-    # str.count is fast; the walk only runs when the text could nest deeply at all.
-    if text.count("[") + text.count("{") > MAX_DEPTH and depth_exceeds(value, MAX_DEPTH):
-        raise JSONInputError(f"nested deeper than {MAX_DEPTH} levels")
+    _refuse_deep(value, text.count("[") + text.count("{"))
     if _SURROGATE_ESCAPE.search(text) and not _encodable(value):
         raise JSONInputError("a string holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff)")
-    if "\\u0000" in text and any("\x00" in string for string in _strings(value)):
-        raise JSONInputError("a string holds a NUL character (\\u0000)")
+    _refuse_nul(value, "\\u0000" in text)
     return value
 
 
@@ -77,12 +74,21 @@ def loads_utf8(data: bytes) -> Any:
         else:
             # orjson refuses NaN, Infinity and lone surrogates itself; what it accepts and
             # `loads` does not: deep nesting and NUL characters.
-            if data.count(b"[") + data.count(b"{") > MAX_DEPTH and depth_exceeds(value, MAX_DEPTH):
-                raise JSONInputError(f"nested deeper than {MAX_DEPTH} levels")
-            if b"\\u0000" in data and any("\x00" in string for string in _strings(value)):
-                raise JSONInputError("a string holds a NUL character (\\u0000)")
+            _refuse_deep(value, data.count(b"[") + data.count(b"{"))
+            _refuse_nul(value, b"\\u0000" in data)
             return value
     return loads(data.decode("utf-8"))
+
+
+def _refuse_deep(value: Any, openings: int) -> None:
+    # Counting brackets in the text is fast; the walk only runs when it could nest that deep.
+    if openings > MAX_DEPTH and depth_exceeds(value, MAX_DEPTH):
+        raise JSONInputError(f"nested deeper than {MAX_DEPTH} levels")
+
+
+def _refuse_nul(value: Any, escaped_nul_in_text: bool) -> None:
+    if escaped_nul_in_text and any("\x00" in string for string in _strings(value)):
+        raise JSONInputError("a string holds a NUL character (\\u0000)")
 
 
 def _strings(value: Any) -> list[str]:

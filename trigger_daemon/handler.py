@@ -64,8 +64,11 @@ class RecordHandler:
         without a task or a queue. Filter failures are counted and logged here, once."""
         if isinstance(decoded, Unprocessable):
             return Work(record, decoded)
+        index = self._catalog.index
+        if not index.has_type(decoded.type):
+            return None  # most event types have no trigger: no document to build
         document = document_for(decoded)
-        match = self._catalog.index.match(decoded, document)
+        match = index.match(decoded, document)
         for failure in match.filter_failures:
             metrics.FILTER_ERRORS.labels(failure.trigger_id).inc()
             log.warning(

@@ -13,6 +13,7 @@ import contextlib
 import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
+from dataclasses import asdict
 from datetime import datetime
 
 import httpx
@@ -94,14 +95,7 @@ class Daemon:
             store = await self._open_store(stack)
             catalog = TriggerCatalog(store)
             result = await catalog.reconcile_yaml(definitions)
-            log.info(
-                "triggers.reconciled",
-                added=result.added,
-                changed=result.changed,
-                removed=result.removed,
-                unchanged=result.unchanged,
-                active=len(catalog.index),
-            )
+            log.info("triggers.reconciled", **asdict(result), active=len(catalog.index))
             api = await stack.enter_async_context(self._orchestration_client())
             connection = self._kafka_connection()
             publisher = await stack.enter_async_context(KafkaPublisher(connection))

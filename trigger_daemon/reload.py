@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import hashlib
 from collections.abc import Iterable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -127,7 +128,7 @@ class TriggerReloader:
             if self._requested.is_set():
                 self._requested.clear()
                 await self.reload("signal")
-            elif self._current_fingerprint() != self._fingerprint:
+            elif await asyncio.to_thread(self._current_fingerprint) != self._fingerprint:
                 await self.reload("file")
 
     async def reload(self, cause: Cause) -> ReconcileResult | None:
@@ -168,14 +169,7 @@ class TriggerReloader:
             )
             return None
         self._applied = wanted
-        log.info(
-            "triggers.reloaded",
-            cause=cause,
-            added=result.added,
-            changed=result.changed,
-            removed=result.removed,
-            unchanged=result.unchanged,
-        )
+        log.info("triggers.reloaded", cause=cause, **asdict(result))
         return result
 
     def _read(self) -> tuple[LoadedConfig, list[TriggerDefinition]]:
@@ -199,15 +193,16 @@ class TriggerReloader:
             )
 
     def _current_fingerprint(self) -> Fingerprint:
+        # Run in a thread: matching the globs and hashing the files is file I/O.
         return fingerprint(watched_paths(self._config))
 
     async def _settled_fingerprint(self) -> Fingerprint:
         # An editor or `cp` truncates a file before writing it: read half-written, a triggers
         # file could look empty, and applying it would remove every trigger it holds.
-        current = self._current_fingerprint()
+        current = await asyncio.to_thread(self._current_fingerprint)
         for _ in range(_SETTLE_ROUNDS):
             await asyncio.sleep(_SETTLE_SECONDS)
-            again = self._current_fingerprint()
+            again = await asyncio.to_thread(self._current_fingerprint)
             if again == current:
                 break
             current = again

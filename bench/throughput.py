@@ -198,6 +198,11 @@ class DaemonProcess:
             tail = self.log_path.read_text(errors="replace").splitlines()[-20:]
             raise RuntimeError(f"daemon {self.name} exited: " + "\n".join(tail))
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU the process has used so far (/proc/PID/stat)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def peak_rss_mb(self) -> float:
         """The process's high-water resident set (VmHWM), in MB."""
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -358,7 +363,7 @@ class Rate:
     seconds: float
     partial: bool = False
     peak_rss_mb: float | None = None
-    cpu_us: float | None = None  # CPU of this process per unit of work, for clients
+    cpu_us: float | None = None  # CPU per unit of work: the daemon's, or a bare client's
 
     def __str__(self) -> str:
         mark = " (partial)" if self.partial else ""
@@ -382,7 +387,9 @@ async def measure_progress(
             raise RuntimeError("no progress within the start-up timeout")
         await asyncio.sleep(POLL_SECONDS)
     t_first = time.monotonic()
+    cpu_first = 0.0
     if daemon is not None:
+        cpu_first = daemon.cpu_seconds()
         daemon.start_profiling()
     done, now = first, t_first
     while done < goal:
@@ -396,6 +403,7 @@ async def measure_progress(
     rate = Rate((done - first) / seconds, done - first, seconds, partial=done < goal)
     if daemon is not None:
         rate.peak_rss_mb = daemon.peak_rss_mb()
+        rate.cpu_us = (daemon.cpu_seconds() - cpu_first) / max(rate.done, 1) * 1e6
         await daemon.stop_profiling()
     return rate
 

@@ -91,3 +91,29 @@ async def test_a_cancelled_call_leaves_the_pool_usable() -> None:
             answer = await asyncio.wait_for(client.post(url, json={"txid": "1"}), 5)
 
     assert answer.status_code == 201
+
+
+async def test_a_cookie_the_api_sets_is_not_sent_back() -> None:
+    heads: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(
+            b"HTTP/1.1 201 Created\r\nSet-Cookie: session=abc; Path=/\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        async with OrchestrationClient(url, "v2", None, 2.0) as client:
+            for key in ("k1", "k2"):
+                assert (await client.start_workflow("wf", {}, idempotency_key=key)).succeeded
+    finally:
+        server.close()
+        await server.wait_closed()
+
+    assert len(heads) == 2
+    assert b"\r\ncookie:" not in heads[1].lower()

@@ -121,10 +121,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 timeout=_timeout(timeout.get("pool"), timeout.get("connect"), timeout.get("read")),
             ) as answer:
                 content = await answer.read()
+        # stream=, as httpx's own transport answers: content= would decode the body here and
+        # again when the client reads it.
         return httpx.Response(
             answer.status,
             headers=answer.raw_headers,
-            content=content,
+            stream=httpx.ByteStream(content),
             request=request,
             extensions={
                 "http_version": b"HTTP/1.1",

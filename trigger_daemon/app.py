@@ -200,6 +200,9 @@ class Daemon:
             api_version=orchestration.api_version,
             auth=auth,
             timeout_seconds=orchestration.timeout_seconds,
+            # Every record in flight may be waiting on a call: one connection each, opened
+            # as demand needs them (a call queued for a free connection costs CPU as well).
+            max_connections=self.settings.pipeline.max_in_flight,
         )
 
     def _kafka_connection(self) -> KafkaConnection:

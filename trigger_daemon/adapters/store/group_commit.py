@@ -43,8 +43,9 @@ class GroupCommit(Generic[Item, Result]):
         self._waiting.append((items, future))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_all(), name="group-commit")
-        # A cancelled caller does not cancel the batch it shares with others.
-        return await asyncio.shield(future)
+        # A cancelled caller cancels only its own future: the batch runs in the writer task,
+        # which skips futures already done.
+        return await future
 
     async def close(self) -> None:
         """Wait for the writes already submitted."""

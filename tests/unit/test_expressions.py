@@ -1,8 +1,11 @@
 """JMESPath compilation, evaluation per the specification, truthiness and rendering."""
 
+import dataclasses
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trigger_daemon.core.events import Envelope
 from trigger_daemon.core.expressions import (
@@ -124,3 +127,37 @@ def test_quoted_identifiers_inside_paths_are_fields_and_allowed() -> None:
 def test_a_function_given_the_wrong_type_raises_expression_error() -> None:
     with pytest.raises(ExpressionError, match="abs"):
         evaluate("abs(a)", {"a": "text"})
+
+
+PATHS = ["a", "a.b", "a[0]", "a[-1]", "a.b[1].c", "a[0][0]", "@", "@.a", "a.b.c.d"]
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    path=st.sampled_from(PATHS),
+    stringified=st.booleans(),
+    document=st.dictionaries(st.sampled_from(["a", "b"]), json_values, max_size=2),
+)
+def test_a_walked_path_answers_what_the_interpreter_answers(
+    path: str, stringified: bool, document: dict[str, Any]
+) -> None:
+    expression = compile_expression(f"to_string({path})" if stringified else path)
+    interpreted = dataclasses.replace(expression, _shortcut=None)
+
+    assert expression._shortcut is not None
+    assert expression.evaluate(document) == interpreted.evaluate(document)
+
+
+def test_to_string_of_a_container_is_still_weighed() -> None:
+    document = {"a": ["x" * 1_000_000] * 8}
+
+    with pytest.raises(ExpressionError, match="longer than"):
+        evaluate("to_string(a)", document)

@@ -14,9 +14,8 @@ order, so matching gives exactly the same triggers and the same filter failures 
 every filter.
 
 Equality follows JMESPath (`jmespath.visitor._equals`): a number equals the same number
-whatever its type (1 == 1.0), but never a boolean (1 != true). A path is walked directly, as
-JMESPath's interpreter would walk it (a field of a non-object, an index of a non-array or out
-of range is null), about ten times faster. Imports only the core.
+whatever its type (1 == 1.0), but never a boolean (1 != true). Paths are walked directly
+(core.paths). Imports only the core.
 """
 
 from __future__ import annotations
@@ -27,11 +26,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from trigger_daemon.core.expressions import Expression
+from trigger_daemon.core.paths import Path, plain_path, walk
 from trigger_daemon.core.triggers import CompiledTrigger
 
 LookupKey = tuple[str, Any]
 Candidate = tuple[CompiledTrigger, bool]  # the trigger, and whether its filter is known true
-Path = tuple[str | int, ...]  # object keys (str) and array indexes (int), outermost first
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +66,7 @@ def leading_equality(expression: Expression) -> LeadingEquality | None:
         return None
     left, right = node["children"]
     for side, literal in ((left, right), (right, left)):
-        path = _path(side)
+        path = plain_path(side)
         if literal["type"] != "literal" or path is None:
             continue
         value = literal["value"]
@@ -76,44 +75,6 @@ def leading_equality(expression: Expression) -> LeadingEquality | None:
         key = lookup_key(value)
         return None if key is None else LeadingEquality(path, key, whole)
     return None
-
-
-def _path(node: Mapping[str, Any]) -> Path | None:
-    """The steps of a plain path (fields, indexes, `@`), or None for anything else."""
-    kind = node["type"]
-    if kind == "field":
-        return (str(node["value"]),)
-    if kind == "index" and isinstance(node["value"], int):
-        return (node["value"],)
-    if kind == "current":
-        return ()
-    if kind in ("subexpression", "index_expression"):
-        steps: list[str | int] = []
-        for child in node["children"]:
-            inner = _path(child)
-            if inner is None:
-                return None
-            steps.extend(inner)
-        return tuple(steps)
-    return None
-
-
-def walk(document: Any, path: Path) -> Any:
-    """The value at `path`, as JMESPath's interpreter finds it (null when it is not there)."""
-    value = document
-    for step in path:
-        if isinstance(step, str):
-            if not isinstance(value, dict):
-                return None
-            value = value.get(step)
-        else:
-            if not isinstance(value, list):
-                return None
-            try:
-                value = value[step]
-            except IndexError:
-                return None
-    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -409,15 +409,18 @@ async def test_an_unknown_occurrence_among_known_ones_fails_alone(store: SqlStor
     assert isinstance(results[3], NotFoundError)
 
 
-async def test_integers_beyond_two_to_the_53_round_trip_exactly(store: SqlStore) -> None:
+async def test_integers_beyond_two_to_the_53_and_any_text_round_trip_exactly(
+    store: SqlStore,
+) -> None:
     amount = 2**70 + 1
-    payload = {"postings": [{"amount": amount, "asset": "USD/2"}], "ratio": 0.1}
+    payload = {"postings": [{"amount": amount, "asset": "USD/2"}], "ratio": 0.1, "memo": "café ☕"}
     [begun] = await store.begin_occurrences([new_occurrence("t-1", "e-1", payload)])
     instance = {"id": "wi-1", "balance": -amount}
-    await store.finish_occurrence(begun, Outcome.succeeded(instance, 1, {}))
+    await store.finish_occurrence(begun, Outcome.succeeded(instance, 1, {"memo": "café ☕"}))
 
     stored = await store.get_occurrence(begun.id)
 
+    assert stored.vars == {"memo": "café ☕"}
     assert stored.event["payload"] == payload
     assert stored.event["payload"]["postings"][0]["amount"] == amount
     assert stored.workflow_instance == instance

@@ -22,9 +22,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from trigger_daemon.adapters.store import PoolLimits, SqlStore, open_store
-from trigger_daemon.adapters.store.engine import create_engine
+from trigger_daemon.adapters.store.engine import create_engine, sqlite_file_writer
 from trigger_daemon.adapters.store.schema import metadata
 from trigger_daemon.adapters.store.sql import store_errors
+from trigger_daemon.adapters.store.thread_writer import ThreadWriter
 from trigger_daemon.catalog import TriggerCatalog
 from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, OccurrenceStatus, Outcome
 from trigger_daemon.core.triggers import Trigger, TriggerSource, parse_definition, yaml_trigger_id
@@ -587,6 +588,23 @@ async def test_sqlite_runs_in_wal_mode_with_full_sync(sqlite_url: str) -> None:
     assert (journal, synchronous) == ("wal", 2)  # 2 is FULL
 
 
+def test_the_writer_threads_engine_is_set_up_like_the_async_one(sqlite_url: str) -> None:
+    engine = sqlite_file_writer(sqlite_url, sqlite_busy_timeout_ms=1234)
+    assert engine is not None
+    try:
+        with engine.begin() as conn:
+            pragmas = [
+                conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")
+            ]
+    finally:
+        engine.dispose()
+
+    assert pragmas == ["wal", 2, 1234, 1]
+    assert sqlite_file_writer("sqlite:///:memory:") is None
+    assert sqlite_file_writer("postgresql://u@127.0.0.1/db") is None
+
+
 async def test_a_locked_sqlite_database_is_a_retriable_store_error(sqlite_url: str) -> None:
     await (await open_store(sqlite_url)).close()
     impatient = SqlStore(create_engine(sqlite_url, sqlite_busy_timeout_ms=50))
@@ -601,6 +619,30 @@ async def test_a_locked_sqlite_database_is_a_retriable_store_error(sqlite_url: s
 
     assert caught.value.retriable
     assert str(caught.value) == "store: create trigger failed: OperationalError: database is locked"
+
+
+async def test_a_locked_database_fails_an_occurrence_write_retriably(sqlite_url: str) -> None:
+    await (await open_store(sqlite_url)).close()
+    writer = sqlite_file_writer(sqlite_url, sqlite_busy_timeout_ms=50)
+    assert writer is not None
+    impatient = SqlStore(create_engine(sqlite_url), ThreadWriter(writer))
+    holder = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreError) as caught:
+            await impatient.begin_occurrences([new_occurrence("t-1", "e-1")])
+        holder.execute("ROLLBACK")
+        [begun] = await impatient.begin_occurrences([new_occurrence("t-1", "e-1")])
+    finally:
+        holder.close()
+        await impatient.close()
+
+    assert caught.value.retriable
+    assert (
+        str(caught.value)
+        == "store: record occurrences failed: OperationalError: database is locked"
+    )
+    assert begun.status is OccurrenceStatus.PENDING
 
 
 class _DriverError(Exception):

@@ -1,7 +1,8 @@
 """The trigger and occurrence store: `ports.Store` on SQLAlchemy Core, SQLite or PostgreSQL.
 
 Owns the tables (schema.py), their Alembic migrations (migrations/), the engine set-up
-(engine.py) and the queries (sql.py). `open_store(url)` is the one way in: it builds the
+(engine.py), the queries (sql.py) and how occurrence writes are batched and run
+(group_commit.py, thread_writer.py). `open_store(url)` is the one way in: it builds the
 engine, migrates the database to the newest revision and returns a ready `SqlStore`.
 Replicas starting at once on one PostgreSQL database migrate one at a time (an advisory lock,
 see migrations/); the others wait, then find nothing to do.
@@ -17,9 +18,15 @@ import asyncio
 from alembic.util.exc import CommandError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from trigger_daemon.adapters.store.engine import PoolLimits, create_engine, writer
+from trigger_daemon.adapters.store.engine import (
+    PoolLimits,
+    create_engine,
+    sqlite_file_writer,
+    writer,
+)
 from trigger_daemon.adapters.store.migrations import upgrade_to_head
 from trigger_daemon.adapters.store.sql import SqlStore, store_errors
+from trigger_daemon.adapters.store.thread_writer import ThreadWriter
 from trigger_daemon.errors import StoreError
 
 __all__ = ["PoolLimits", "SqlStore", "open_store"]
@@ -39,7 +46,8 @@ async def open_store(url: str, *, pool: PoolLimits | None = None) -> SqlStore:
     except BaseException:
         await engine.dispose()
         raise
-    return SqlStore(engine)
+    file_writer = sqlite_file_writer(url)
+    return SqlStore(engine, ThreadWriter(file_writer) if file_writer is not None else None)
 
 
 async def _migrate_with_retries(engine: AsyncEngine) -> None:

@@ -29,11 +29,12 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+import sqlalchemy
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -67,6 +68,8 @@ class PoolLimits:
     connect_timeout_seconds: float = 10.0
     statement_timeout_seconds: float = 60.0
 
+
+AnyEngine = TypeVar("AnyEngine", Engine, AsyncEngine)
 
 # An execution option read by the SQLite BEGIN hook: this engine's transactions write.
 _WRITE_OPTION = "trigger_daemon_writes"
@@ -121,9 +124,24 @@ def create_engine(
         ) from None
 
 
-def writer(engine: AsyncEngine) -> AsyncEngine:
+def writer(engine: AnyEngine) -> AnyEngine:
     """The same engine and pool, whose transactions take SQLite's write lock when they begin."""
     return engine.execution_options(**{_WRITE_OPTION: True})
+
+
+def sqlite_file_writer(
+    url: str, *, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+) -> Engine | None:
+    """For a SQLite file, a synchronous writer engine set up as the async one is, for the
+    store's writer thread (thread_writer.py); None for any other database."""
+    target = async_url(url)
+    if target.get_backend_name() != "sqlite" or _is_memory(target):
+        return None
+    engine = sqlalchemy.create_engine(
+        target.set(drivername="sqlite+pysqlite"), json_serializer=_compact_json
+    )
+    _configure_sqlite_engine(engine, sqlite_busy_timeout_ms)
+    return writer(engine)
 
 
 def _postgresql_engine(url: URL, limits: PoolLimits) -> AsyncEngine:
@@ -147,10 +165,14 @@ def _sqlite_engine(url: URL, busy_timeout_ms: int) -> AsyncEngine:
     # A memory database lives in its connection: every checkout must get the same one.
     pool: dict[str, Any] = {"poolclass": StaticPool} if _is_memory(url) else {}
     engine = create_async_engine(url, json_serializer=_compact_json, **pool)
-    configure = functools.partial(_configure_sqlite_connection, busy_timeout_ms=busy_timeout_ms)
-    event.listen(engine.sync_engine, "connect", configure)
-    event.listen(engine.sync_engine, "begin", _begin_sqlite_transaction)
+    _configure_sqlite_engine(engine.sync_engine, busy_timeout_ms)
     return engine
+
+
+def _configure_sqlite_engine(engine: Engine, busy_timeout_ms: int) -> None:
+    configure = functools.partial(_configure_sqlite_connection, busy_timeout_ms=busy_timeout_ms)
+    event.listen(engine, "connect", configure)
+    event.listen(engine, "begin", _begin_sqlite_transaction)
 
 
 def _is_memory(url: URL) -> bool:

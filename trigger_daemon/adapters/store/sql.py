@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -41,6 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from trigger_daemon.adapters.store.engine import writer
@@ -59,10 +60,13 @@ from trigger_daemon.adapters.store.schema import (
     store_revisions,
     triggers,
 )
+from trigger_daemon.adapters.store.thread_writer import ThreadWriter
 from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, OccurrenceStatus, Outcome
 from trigger_daemon.core.triggers import Trigger, TriggerSource
 from trigger_daemon.errors import ConflictError, NotFoundError, StoreError
 from trigger_daemon.ports import ReconcileResult, Store
+
+Written = TypeVar("Written")
 
 # Bound parameters per SELECT … IN stay far below every backend's limit.
 _PAIRS_PER_QUERY = 400
@@ -75,9 +79,11 @@ _POSTGRES_RECONCILE_LOCK = 0x7472_6967_7961_6D6C  # "trigyaml"
 class SqlStore:
     """Triggers and occurrences in a SQL database; build one with `open_store(url)`."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, thread_writer: ThreadWriter | None = None) -> None:
+        """`thread_writer`, for a SQLite file, runs the occurrence writes."""
         self._engine = engine
         self._writer = writer(engine)
+        self._thread_writer = thread_writer
         # SQLite has one writer at a time. Queueing writers here, in the event loop, keeps
         # them off SQLite's busy handler, which sleeps in steps of up to 100 ms.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
@@ -103,6 +109,8 @@ class SqlStore:
     async def close(self) -> None:
         await self._begin_group.close()
         await self._finish_group.close()
+        if self._thread_writer is not None:
+            await self._thread_writer.close()
         await self._engine.dispose()
 
     # Triggers
@@ -179,11 +187,15 @@ class SqlStore:
         pairs = sorted(by_pair)
         now = datetime.now(UTC)
         rows = [pending_values(by_pair[pair], now) for pair in pairs]
-        async with self._writing("record occurrences") as conn:
-            stored = await _insert_pending(conn, rows)
+
+        def record(conn: Connection) -> dict[tuple[str, str], Occurrence]:
+            stored = _insert_pending(conn, rows)
             existing = [pair for pair in pairs if pair not in stored]
             if existing:  # redelivered events: read what is there
-                stored.update(await _occurrences_by_pair(conn, existing))
+                stored.update(_occurrences_by_pair(conn, existing))
+            return stored
+
+        stored = await self._write("record occurrences", record)
         return [stored[(n.trigger_id, n.event_id)] for n in new]
 
     async def _finish_many(
@@ -198,17 +210,20 @@ class SqlStore:
             first.setdefault(occurrence.id, (occurrence, outcome))
         ids = sorted(first)
         params = [{"b_id": id_, **_outcome_params(first[id_][1])} for id_ in ids]
-        async with self._writing("record outcomes") as conn:
-            result = await conn.execute(_FINISH_PENDING, params)
+
+        def record(conn: Connection) -> dict[str, Occurrence]:
+            result = conn.execute(_FINISH_PENDING, params)
             if conn.dialect.supports_sane_multi_rowcount and result.rowcount == len(ids):
                 # Every row was pending and now holds its outcome: no need to read them back
                 # (that read decoded each event's JSON again, a fifth of the store's time).
-                stored = {
+                return {
                     id_: occurrence.finished(outcome)
                     for id_, (occurrence, outcome) in first.items()
                 }
-            else:  # some were final already or unknown (or the driver cannot count): read
-                stored = await _occurrences_by_id(conn, ids)
+            # Some were final already or unknown (or the driver cannot count): read them.
+            return _occurrences_by_id(conn, ids)
+
+        stored = await self._write("record outcomes", record)
         return [stored.get(occurrence.id) for occurrence, _ in outcomes]
 
     async def reopen_occurrence(self, occurrence_id: str) -> Occurrence:
@@ -263,6 +278,15 @@ class SqlStore:
             async with self._engine.connect() as conn:
                 yield conn
 
+    async def _write(self, operation: str, body: Callable[[Connection], Written]) -> Written:
+        """`body` in one write transaction: in the writer thread for a SQLite file (see
+        thread_writer.py), else through the async engine."""
+        if self._thread_writer is not None:
+            with store_errors(operation):
+                return await self._thread_writer.run(body)
+        async with self._writing(operation) as conn:
+            return await conn.run_sync(body)
+
     @asynccontextmanager
     async def _writing(self, operation: str) -> AsyncIterator[AsyncConnection]:
         async with self._write_lock or contextlib.nullcontext():
@@ -307,7 +331,7 @@ def _is_retriable(exc: BaseException) -> bool:
     return True
 
 
-def _insert_if_absent(conn: AsyncConnection, table: Table) -> Insert:
+def _insert_if_absent(conn: AsyncConnection | Connection, table: Table) -> Insert:
     """INSERT that skips rows whose key already exists, as the connected dialect spells it."""
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing()
@@ -394,18 +418,18 @@ async def _apply_reconcile(conn: AsyncConnection, plan: _ReconcilePlan) -> None:
 # Occurrence queries
 
 
-async def _insert_pending(
-    conn: AsyncConnection, rows: Sequence[dict[str, Any]]
+def _insert_pending(
+    conn: Connection, rows: Sequence[dict[str, Any]]
 ) -> dict[tuple[str, str], Occurrence]:
     """Insert the rows whose pair is new; return those it inserted (by pair), in one round
     trip where the database can return inserted rows (PostgreSQL, SQLite >= 3.35)."""
     insert = _insert_if_absent(conn, occurrences)
     if not conn.dialect.insert_returning:
-        await conn.execute(insert, rows)
+        conn.execute(insert, rows)
         return {}
     # Only the ids and the store-assigned seq come back: the rest is what was just inserted,
     # and decoding each event's JSON again cost more than the insert.
-    result = await conn.execute(insert.returning(occurrences.c.id, occurrences.c.seq), rows)
+    result = conn.execute(insert.returning(occurrences.c.id, occurrences.c.seq), rows)
     seqs: dict[str, int] = {id_: seq for id_, seq in result}
     return {
         (row["trigger_id"], row["event_id"]): occurrence_from_row({**row, "seq": seqs[row["id"]]})
@@ -455,25 +479,25 @@ def _outcome_params(outcome: Outcome) -> dict[str, Any]:
     return {f"b_{name}": value for name, value in outcome_values(outcome).items()}
 
 
-async def _occurrences_by_id(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, Occurrence]:
+def _occurrences_by_id(conn: Connection, ids: Sequence[str]) -> dict[str, Occurrence]:
     found: dict[str, Occurrence] = {}
     for start in range(0, len(ids), _PAIRS_PER_QUERY):
         query = select(occurrences).where(
             occurrences.c.id.in_(ids[start : start + _PAIRS_PER_QUERY])
         )
-        for row in (await conn.execute(query)).mappings():
+        for row in conn.execute(query).mappings():
             found[row["id"]] = occurrence_from_row(row)
     return found
 
 
-async def _occurrences_by_pair(
-    conn: AsyncConnection, pairs: Sequence[tuple[str, str]]
+def _occurrences_by_pair(
+    conn: Connection, pairs: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], Occurrence]:
     found: dict[tuple[str, str], Occurrence] = {}
     for start in range(0, len(pairs), _PAIRS_PER_QUERY):
         chunk = pairs[start : start + _PAIRS_PER_QUERY]
         key = tuple_(occurrences.c.trigger_id, occurrences.c.event_id)
-        rows = (await conn.execute(select(occurrences).where(key.in_(chunk)))).mappings()
+        rows = conn.execute(select(occurrences).where(key.in_(chunk))).mappings()
         for row in rows:
             found[(row["trigger_id"], row["event_id"])] = occurrence_from_row(row)
     return found

@@ -4,12 +4,14 @@ One run starts a Tansu broker and a stub orchestration API (each in its own proc
 the daemon as an operator does (`trigger-daemon run --config FILE`, a fresh SQLite store in a
 temporary directory, log level warning) and prints, side by side:
 
-1. matched     N events that all match: workflow runs/s, against a bare aiohttp client with
-               64 workers posting the same requests to the same stub (the ceiling);
+1. matched     N events that all match: workflow runs/s, and the daemon's CPU per run, against
+               a bare aiohttp client with 64 workers posting the same requests to the same
+               stub (the ceiling: the median of three runs, two before the daemon, one after);
 2. unmatched   M events that match no filter: events/s until the group's committed offsets
                reach the end, against a bare aiokafka consumer that reads and json-decodes
                the same topic (the median of three reads);
-3. latency     the stub answering after 20 ms: runs/s, against bare aiohttp with 256 in flight;
+3. latency     the stub answering after 20 ms: runs/s, against bare aiohttp with 256 in flight
+               (measured as for 1.);
 4. triggers    the unmatched events again with 10,000 triggers of their event type instead
                of one: how much more each event costs;
 5. peak RSS    of the daemon reading a topic with 1,000,000 records waiting;
@@ -371,6 +373,10 @@ class Rate:
         return f"{self.per_second:,.0f}/s{mark}{cpu}"
 
 
+def median(rates: list[Rate]) -> Rate:
+    return sorted(rates, key=lambda rate: rate.per_second)[len(rates) // 2]
+
+
 async def measure_progress(
     progress: Callable[[], Awaitable[int]],
     goal: int,
@@ -537,14 +543,16 @@ class Bench:
         count = self.args.matched
         topic, _ = await self.topic("matched", count, TARGET_DESTINATION)
         async with StubProcess(delay) as stub:
-            ceiling = await bare_http(stub.url, count, in_flight)
+            # Before and after the daemon, the median of three: the machine's speed drifts.
+            ceilings = [await bare_http(stub.url, count, in_flight) for _ in range(2)]
             before = await stub.calls()
             daemon = self.daemon(name, topic, stub.url)
             async with running(daemon, self.args.profile):
                 rate = await measure_progress(
                     stub.calls, before + count, self.args.max_seconds, daemon
                 )
-        return rate, ceiling
+            ceilings.append(await bare_http(stub.url, count, in_flight))
+        return rate, median(ceilings)
 
     async def unmatched(self, name: str, triggers: int) -> Rate:
         topic, ends = await self.topic("unmatched", self.args.unmatched, "users:1234")
@@ -565,8 +573,7 @@ class Bench:
     async def unmatched_ceiling(self) -> Rate:
         """The median of three reads: one takes a second or two, so it varies."""
         topic, ends = await self.topic("unmatched", self.args.unmatched, "users:1234")
-        rates = [await bare_consume(self.bootstrap, topic, ends) for _ in range(3)]
-        return sorted(rates, key=lambda rate: rate.per_second)[1]
+        return median([await bare_consume(self.bootstrap, topic, ends) for _ in range(3)])
 
     async def clients(self) -> list[tuple[str, Rate]]:
         """Runs/s of the client alone with each engine, and of bare aiohttp, 64 at a time."""

@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -68,6 +68,9 @@ from trigger_daemon.ports import ReconcileResult, Store
 
 Written = TypeVar("Written")
 
+# What a record asks the store to write: an occurrence to begin, or an outcome to record.
+OccurrenceWrite = NewOccurrence | tuple[Occurrence, Outcome]
+
 # Bound parameters per SELECT … IN stay far below every backend's limit.
 _PAIRS_PER_QUERY = 400
 
@@ -87,9 +90,9 @@ class SqlStore:
         # SQLite has one writer at a time. Queueing writers here, in the event loop, keeps
         # them off SQLite's busy handler, which sleeps in steps of up to 100 ms.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
-        # Concurrent records share transactions (see group_commit.py).
-        self._begin_group = GroupCommit(self._begin_many)
-        self._finish_group = GroupCommit(self._finish_many)
+        # Concurrent records share transactions (see group_commit.py): the occurrences some
+        # begin and the outcomes others record go in one.
+        self._writes = GroupCommit(self._write_many)
 
     async def __aenter__(self) -> Self:
         return self
@@ -107,8 +110,7 @@ class SqlStore:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
-        await self._begin_group.close()
-        await self._finish_group.close()
+        await self._writes.close()
         if self._thread_writer is not None:
             await self._thread_writer.close()
         await self._engine.dispose()
@@ -171,60 +173,48 @@ class SqlStore:
     async def begin_occurrences(self, new: Sequence[NewOccurrence]) -> list[Occurrence]:
         if not new:
             return []
-        return await self._begin_group.submit(new)
+        # Never None: an occurrence to begin is inserted, or found when it exists already.
+        return cast(list[Occurrence], await self._writes.submit(new))
 
     async def finish_occurrence(self, occurrence: Occurrence, outcome: Outcome) -> Occurrence:
-        (finished,) = await self._finish_group.submit([(occurrence, outcome)])
+        (finished,) = await self._writes.submit([(occurrence, outcome)])
         if finished is None:
             raise NotFoundError(f"occurrence {occurrence.id} not found")
         return finished
 
-    async def _begin_many(self, new: list[NewOccurrence]) -> list[Occurrence]:
-        """begin_occurrences for the records of one group commit, in one transaction."""
-        # Each pair once, in key order: two writers then lock rows in the same order, which
-        # PostgreSQL needs to avoid deadlocks between overlapping batches.
+    async def _write_many(self, writes: list[OccurrenceWrite]) -> list[Occurrence | None]:
+        """The occurrences to begin and the outcomes to record of one group commit, in one
+        transaction: the stored rows (None for an outcome of an unknown id), in input order."""
+        new = [write for write in writes if isinstance(write, NewOccurrence)]
+        outcomes = [write for write in writes if not isinstance(write, NewOccurrence)]
+        # Each pair and each id once, in key order: two writers then lock rows in the same
+        # order, which PostgreSQL needs to avoid deadlocks between overlapping batches. (Two
+        # replicas handling the same records during a rebalance may still deadlock, an insert
+        # against an update: PostgreSQL then aborts one, a retriable error, and it is retried.)
         by_pair = {(n.trigger_id, n.event_id): n for n in new}
-        pairs = sorted(by_pair)
         now = datetime.now(UTC)
-        rows = [pending_values(by_pair[pair], now) for pair in pairs]
-
-        def record(conn: Connection) -> dict[tuple[str, str], Occurrence]:
-            stored = _insert_pending(conn, rows)
-            existing = [pair for pair in pairs if pair not in stored]
-            if existing:  # redelivered events: read what is there
-                stored.update(_occurrences_by_pair(conn, existing))
-            return stored
-
-        stored = await self._write("record occurrences", record)
-        return [stored[(n.trigger_id, n.event_id)] for n in new]
-
-    async def _finish_many(
-        self, outcomes: list[tuple[Occurrence, Outcome]]
-    ) -> list[Occurrence | None]:
-        """finish_occurrence for one group commit, in one transaction: the stored rows (None
-        for an unknown id), in input order."""
+        pending = [pending_values(by_pair[pair], now) for pair in sorted(by_pair)]
         # Only a pending row changes: the first outcome written stays, whoever else finishes
-        # it (within this batch too: the first submitted for an id). Ids in order, as above.
+        # it (within this batch too: the first submitted for an id).
         first: dict[str, tuple[Occurrence, Outcome]] = {}
         for occurrence, outcome in outcomes:
             first.setdefault(occurrence.id, (occurrence, outcome))
-        ids = sorted(first)
-        params = [{"b_id": id_, **_outcome_params(first[id_][1])} for id_ in ids]
 
-        def record(conn: Connection) -> dict[str, Occurrence]:
-            result = conn.execute(_FINISH_PENDING, params)
-            if conn.dialect.supports_sane_multi_rowcount and result.rowcount == len(ids):
-                # Every row was pending and now holds its outcome: no need to read them back
-                # (that read decoded each event's JSON again, a fifth of the store's time).
-                return {
-                    id_: occurrence.finished(outcome)
-                    for id_, (occurrence, outcome) in first.items()
-                }
-            # Some were final already or unknown (or the driver cannot count): read them.
-            return _occurrences_by_id(conn, ids)
+        def record(
+            conn: Connection,
+        ) -> tuple[dict[tuple[str, str], Occurrence], dict[str, Occurrence]]:
+            return _record_pending(conn, pending), _record_outcomes(conn, first)
 
-        stored = await self._write("record outcomes", record)
-        return [stored.get(occurrence.id) for occurrence, _ in outcomes]
+        operation = " and ".join(
+            name for name, some in (("record occurrences", new), ("record outcomes", first)) if some
+        )
+        begun, finished = await self._write(operation, record)
+        return [
+            begun[(write.trigger_id, write.event_id)]
+            if isinstance(write, NewOccurrence)
+            else finished.get(write[0].id)
+            for write in writes
+        ]
 
     async def reopen_occurrence(self, occurrence_id: str) -> Occurrence:
         # Only a failed row: of two re-drives at once, one reopens it and the other is refused.
@@ -416,6 +406,40 @@ async def _apply_reconcile(conn: AsyncConnection, plan: _ReconcilePlan) -> None:
 
 
 # Occurrence queries
+
+
+def _record_pending(
+    conn: Connection, rows: Sequence[dict[str, Any]]
+) -> dict[tuple[str, str], Occurrence]:
+    """Insert the pending rows; every pair's stored occurrence, new or already there."""
+    if not rows:
+        return {}
+    stored = _insert_pending(conn, rows)
+    existing = [
+        pair for row in rows if (pair := (row["trigger_id"], row["event_id"])) not in stored
+    ]
+    if existing:  # redelivered events: read what is there
+        stored.update(_occurrences_by_pair(conn, existing))
+    return stored
+
+
+def _record_outcomes(
+    conn: Connection, outcomes: Mapping[str, tuple[Occurrence, Outcome]]
+) -> dict[str, Occurrence]:
+    """Write each pending occurrence's outcome; the stored rows by id (unknown ids absent)."""
+    if not outcomes:
+        return {}
+    ids = sorted(outcomes)
+    params = [{"b_id": id_, **_outcome_params(outcomes[id_][1])} for id_ in ids]
+    result = conn.execute(_FINISH_PENDING, params)
+    if conn.dialect.supports_sane_multi_rowcount and result.rowcount == len(ids):
+        # Every row was pending and now holds its outcome: no need to read them back (that
+        # read decoded each event's JSON again, a fifth of the store's time).
+        return {
+            id_: occurrence.finished(outcome) for id_, (occurrence, outcome) in outcomes.items()
+        }
+    # Some were final already or unknown (or the driver cannot count): read them.
+    return _occurrences_by_id(conn, ids)
 
 
 def _insert_pending(

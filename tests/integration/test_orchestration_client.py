@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from trigger_daemon import __version__
 from trigger_daemon.adapters.orchestration import (
     BearerTokenAuth,
     ClientCredentialsAuth,
@@ -137,6 +138,7 @@ async def test_headers_carry_idempotency_key_traceparent_and_authorization(
     assert headers["traceparent"] == traceparent
     assert headers["authorization"] == "Bearer static-token"
     assert headers["content-type"] == "application/json"
+    assert headers["user-agent"] == f"trigger-daemon/{__version__}"
 
 
 async def test_no_traceparent_header_without_trace_context(

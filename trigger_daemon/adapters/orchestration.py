@@ -23,6 +23,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 
+from trigger_daemon import __version__
 from trigger_daemon.adapters.aiohttp_transport import AiohttpTransport
 from trigger_daemon.core.retry import is_transient_status, parse_retry_after
 from trigger_daemon.errors import ConfigError, WorkflowCallError
@@ -30,6 +31,11 @@ from trigger_daemon.ports import CallAttempt
 
 _EXCERPT_CHARS = 200
 _MAX_CACHED_URLS = 4096  # workflow ids come from triggers: far fewer in practice
+_HEADERS = (
+    ("Accept", "application/json"),
+    ("Content-Type", "application/json"),
+    ("User-Agent", f"trigger-daemon/{__version__}"),
+)
 # A token is replaced this long before the server says it expires (at most half its
 # lifetime), so a request never leaves with a token that dies on the way.
 _EXPIRY_MARGIN_SECONDS = 30.0
@@ -158,6 +164,7 @@ class OrchestrationClient:
             transport=transport or AiohttpTransport(max_connections=max_connections),
         )
         self._urls: dict[str, httpx.URL] = {}
+        self._extensions = {"timeout": httpx.Timeout(timeout_seconds).as_dict()}
 
     def __repr__(self) -> str:
         return (
@@ -188,13 +195,20 @@ class OrchestrationClient:
         traceparent: str | None = None,
     ) -> CallAttempt:
         """One request to start an instance of `workflow_id`."""
-        headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key}
+        headers = [*_HEADERS, ("Idempotency-Key", idempotency_key)]
         if traceparent:
-            headers["traceparent"] = traceparent
+            headers.append(("traceparent", traceparent))
         try:
-            url = self._instances_url(workflow_id)
-            body = orjson.dumps(dict(variables))  # str to str: the same bytes as json's
-            response = await self._client.post(url, content=body, headers=headers)
+            # Built here rather than by client.post(), which merges the client's default
+            # headers, cookies and query parameters into every request: a tenth of its CPU.
+            request = httpx.Request(
+                "POST",
+                self._instances_url(workflow_id),
+                content=orjson.dumps(dict(variables)),  # str to str: the bytes json writes
+                headers=headers,
+                extensions=self._extensions,
+            )
+            response = await self._client.send(request)
         except httpx.TransportError as exc:  # connection errors and timeouts
             return _failure(workflow_id, _describe(exc), transient=True)
         except WorkflowCallError as exc:  # raised by an auth flow (token endpoint)

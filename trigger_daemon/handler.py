@@ -82,7 +82,7 @@ class RecordHandler:
             )
         if not match.triggers:
             return None
-        metrics.EVENTS_MATCHED.labels(decoded.type).inc()
+        metrics.series(metrics.EVENTS_MATCHED, decoded.type).inc()
         return Work(record, decoded, document, match.triggers)
 
     async def handle(self, work: Work) -> None:

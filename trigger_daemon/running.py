@@ -71,7 +71,7 @@ class OccurrenceRunner:
             event = outcome_event(occurrence.id, compiled.trigger.id, outcome, datetime.now(UTC))
             await self._outcome_events.publish(event, key=compiled.trigger.id)
         finished = await self._store.finish_occurrence(occurrence, outcome)
-        metrics.OCCURRENCES.labels(finished.status.value).inc()
+        metrics.series(metrics.OCCURRENCES, finished.status.value).inc()
         _log_outcome(finished, compiled, log_context or {})
         return finished
 
@@ -94,7 +94,7 @@ class OccurrenceRunner:
                 policy=self._retry_policy(compiled),
             )
             trace.finish(result)
-        metrics.WORKFLOW_CALLS.labels(result.outcome).inc()
+        metrics.series(metrics.WORKFLOW_CALLS, result.outcome).inc()
         return result
 
     def _retry_policy(self, compiled: CompiledTrigger) -> RetryPolicy | None:

@@ -6,6 +6,8 @@ OAuth2 client credentials). Retrying is the caller's decision (`trigger_daemon.c
 httpx errors are converted here, at the boundary: nothing from httpx escapes
 `start_workflow` except cancellation. httpx runs over aiohttp (`aiohttp_transport`, several
 times less CPU per request than httpx's own transport); a test may inject another transport.
+Each call is the daemon's hottest path, so the client keeps no cookies, parses each
+workflow's URL once and builds its request directly (see `start_workflow`).
 
 Imports only core/, ports, errors, httpx and its aiohttp transport.
 """

@@ -4,7 +4,9 @@ One code path serves SQLite and PostgreSQL; what differs by dialect is insert-if
 (`_insert_if_absent`), the lock that serialises YAML reconciliation (`_serialise`), and how
 an occurrence page names its trigger so each planner reads the right index
 (`_occurrence_page`). Writes run in one transaction each, on the writer engine (SQLite
-takes its write lock at BEGIN, see engine.py). Library errors become `errors.StoreError`
+takes its write lock at BEGIN, see engine.py); the occurrence writes of concurrent records
+share one (group_commit.py), run whole in the writer thread for a SQLite file
+(thread_writer.py). Library errors become `errors.StoreError`
 here, at the boundary, with `retriable` set when trying again may help; messages name the
 operation and the driver's reason, never SQL text or the URL.
 
@@ -87,8 +89,10 @@ class SqlStore:
         self._engine = engine
         self._writer = writer(engine)
         self._thread_writer = thread_writer
-        # SQLite has one writer at a time. Queueing writers here, in the event loop, keeps
-        # them off SQLite's busy handler, which sleeps in steps of up to 100 ms.
+        # SQLite has one writer at a time. Queueing the async engine's writers here, in the
+        # event loop, keeps them off SQLite's busy handler, which sleeps in steps of up to
+        # 100 ms. (Occurrence writes queue in the writer thread instead: a trigger write that
+        # meets one of them waits on the busy handler.)
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         # Concurrent records share transactions (see group_commit.py): the occurrences some
         # begin and the outcomes others record go in one.

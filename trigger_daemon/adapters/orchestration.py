@@ -9,7 +9,8 @@ times less CPU per request than httpx's own transport); a test may inject anothe
 Each call is the daemon's hottest path, so the client keeps no cookies, parses each
 workflow's URL once and builds its request directly (see `start_workflow`).
 
-Imports only core/, ports, errors, httpx and its aiohttp transport.
+Imports only core/, ports, errors, the package version, httpx (over its aiohttp transport) and
+orjson.
 """
 
 from __future__ import annotations

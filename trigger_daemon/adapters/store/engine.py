@@ -20,7 +20,7 @@ use (it cost a quarter of the store's time per event): when a server restart has
 pooled connections, the first operation fails with a retriable StoreError, which the
 pipeline retries, and SQLAlchemy then replaces every connection older than the failure.
 
-Imports SQLAlchemy and errors only. The URL (it may hold a password) never goes into a
+Imports SQLAlchemy, orjson and errors only. The URL (it may hold a password) never goes into a
 message.
 """
 

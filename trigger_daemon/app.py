@@ -41,21 +41,22 @@ from trigger_daemon.adapters.orchestration import (
     OrchestrationClient,
 )
 from trigger_daemon.adapters.store import PoolLimits, open_store
-from trigger_daemon.calls import WorkflowCaller
-from trigger_daemon.catalog import TriggerCatalog
-from trigger_daemon.config import ApiAuthSettings, LoadedConfig, Settings, load_yaml_triggers
+from trigger_daemon.config import ApiAuthSettings, LoadedConfig, Settings
 from trigger_daemon.core.occurrences import Occurrence
+from trigger_daemon.engine.calls import WorkflowCaller
+from trigger_daemon.engine.pipeline import Pipeline
+from trigger_daemon.engine.records import LogOnlyDeadLetters, RecordHandler
+from trigger_daemon.engine.redrive import Redrive
+from trigger_daemon.engine.runner import OccurrenceRunner
 from trigger_daemon.errors import StoreError
-from trigger_daemon.handler import LogOnlyDeadLetters, RecordHandler
 from trigger_daemon.lifecycle import run_with_grace
-from trigger_daemon.pipeline import Pipeline
+from trigger_daemon.observability.tracing import Tracing
 from trigger_daemon.ports import DeadLetterSink, Source, Store
-from trigger_daemon.redrive import Redrive
-from trigger_daemon.reload import TriggerReloader, fingerprint, watched_paths
-from trigger_daemon.running import OccurrenceRunner
-from trigger_daemon.tracing import Tracing
+from trigger_daemon.triggers.catalog import TriggerCatalog
+from trigger_daemon.triggers.files import load_yaml_triggers
+from trigger_daemon.triggers.reload import TriggerReloader, fingerprint, watched_paths
 
-log = structlog.get_logger("trigger_daemon.app")
+log = structlog.get_logger(__name__)
 
 _READINESS_STORE_TIMEOUT_SECONDS = 2.0
 

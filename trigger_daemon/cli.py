@@ -13,18 +13,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from trigger_daemon import __version__
-from trigger_daemon.config import (
-    LoadedConfig,
-    load_config,
-    load_yaml_triggers,
-    resolve_config_path,
-)
+from trigger_daemon.config import LoadedConfig, load_config, resolve_config_path
 from trigger_daemon.core.events import Unprocessable
 from trigger_daemon.core.matching import envelope_for_test, explain
 from trigger_daemon.core.occurrences import Occurrence, OccurrenceStatus
 from trigger_daemon.errors import BrokerError, ConfigError, NotFoundError, StoreError
-from trigger_daemon.observability import configure_logging
-from trigger_daemon.redaction import collect_secrets
+from trigger_daemon.observability.logs import configure_logging
+from trigger_daemon.observability.redaction import collect_secrets
+from trigger_daemon.triggers.files import load_yaml_triggers
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -146,7 +142,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _test_trigger(args: argparse.Namespace) -> int:
-    from trigger_daemon.catalog import TriggerCatalog
+    from trigger_daemon.triggers.catalog import TriggerCatalog
 
     config = _load(args)
     definitions = {d.name: d for d in load_yaml_triggers(config)}

@@ -8,7 +8,6 @@ environment only and never print.
 
 from __future__ import annotations
 
-import glob
 import ipaddress
 import json
 import os
@@ -28,8 +27,7 @@ from pydantic_settings import (
 
 from trigger_daemon.core.expressions import Expression, compile_expression
 from trigger_daemon.core.retry import RetryPolicy
-from trigger_daemon.core.triggers import TriggerDefinition, parse_definition
-from trigger_daemon.errors import ConfigError, TriggerValidationError
+from trigger_daemon.errors import ConfigError
 
 ENV_PREFIX = "TRIGGER_DAEMON_"
 CONFIG_PATH_ENV = "TRIGGER_DAEMON_CONFIG"
@@ -352,7 +350,7 @@ def load_config(path: Path | None) -> LoadedConfig:
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _load_yaml(text: str) -> Any:
+def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_YAML_LOADER)  # a safe loader: plain data only
 
 
@@ -362,9 +360,9 @@ def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
     try:
-        data = _load_yaml(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
+        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -383,83 +381,7 @@ def _describe(exc: pydantic.ValidationError, path: Path | None) -> str:
     return "\n".join(lines)
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
+def yaml_problem(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else problem
-
-
-def load_yaml_triggers(config: LoadedConfig) -> list[TriggerDefinition]:
-    """Every YAML trigger from the config and its trigger files, validated as one set.
-
-    Any problem anywhere raises ConfigError listing all of them, so nothing partial is applied.
-    """
-    problems: list[str] = []
-    definitions: list[TriggerDefinition] = []
-    seen: dict[str, str] = {}
-    for origin, index, raw in _yaml_trigger_sources(config, problems):
-        where = f"{origin}: triggers[{index}]"
-        name = raw.get("name") if isinstance(raw, dict) else None
-        if isinstance(name, str) and name:
-            where += f" ({name})"
-        try:
-            definition = parse_definition(raw)
-        except TriggerValidationError as exc:
-            problems.extend(f"{where}: {problem}" for problem in exc.problems)
-            continue
-        if not definition.name:
-            problems.append(f"{where}: name: is required for YAML triggers")
-        elif definition.name in seen:
-            problems.append(f"{where}: name: also used in {seen[definition.name]}")
-        else:
-            seen[definition.name] = where
-            definitions.append(definition)
-    if problems:
-        raise ConfigError("\n".join(problems))
-    return definitions
-
-
-def _yaml_trigger_sources(config: LoadedConfig, problems: list[str]) -> list[tuple[str, int, Any]]:
-    origin = str(config.path or "config")
-    found = [(origin, index, raw) for index, raw in enumerate(config.settings.triggers)]
-    for pattern, matches in triggers_file_matches(config):
-        if not matches:
-            problems.append(f"{origin}: triggers_files: {pattern!r} matches no file")
-        for path in matches:
-            found.extend(_triggers_in_file(path, problems))
-    return found
-
-
-def triggers_file_matches(config: LoadedConfig) -> list[tuple[str, list[Path]]]:
-    """Each `triggers_files` glob with the files it matches now, sorted. Globs are relative
-    to the config file's directory (the working directory without a file)."""
-    base = config.path.parent if config.path is not None else Path.cwd()
-    return [
-        (pattern, [Path(name) for name in sorted(glob.glob(str(base / pattern)))])
-        for pattern in config.settings.triggers_files
-    ]
-
-
-def _triggers_in_file(path: Path, problems: list[str]) -> list[tuple[str, int, Any]]:
-    try:
-        data = _read_yaml_any(path)
-    except ConfigError as exc:
-        problems.append(str(exc))
-        return []
-    if isinstance(data, dict) and set(data) == {"triggers"}:
-        data = data["triggers"]
-    if data is None:
-        return []
-    if not isinstance(data, list):
-        problems.append(f"{path}: a triggers file holds a list of triggers (or `triggers:` list)")
-        return []
-    return [(str(path), index, raw) for index, raw in enumerate(data)]
-
-
-def _read_yaml_any(path: Path) -> Any:
-    try:
-        return _load_yaml(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None

@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-log = structlog.get_logger("trigger_daemon.app")
+log = structlog.get_logger(__name__)
 
 
 async def run_with_grace(

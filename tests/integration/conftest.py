@@ -14,9 +14,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from trigger_daemon.adapters.store import SqlStore, open_store
-from trigger_daemon.catalog import TriggerCatalog
 from trigger_daemon.devtools.broker import TansuBroker
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
+from trigger_daemon.triggers.catalog import TriggerCatalog
 
 from .postgres import PostgresCluster
 

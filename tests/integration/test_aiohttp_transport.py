@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 
-from trigger_daemon.adapters.aiohttp_transport import AiohttpTransport
 from trigger_daemon.adapters.orchestration import OrchestrationClient
+from trigger_daemon.adapters.orchestration.transport import AiohttpTransport
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 
 Serve = Callable[[bytes], Awaitable[str]]

@@ -13,11 +13,11 @@ import httpx
 import pytest
 
 from trigger_daemon.adapters.api import create_api, serving
-from trigger_daemon.catalog import TriggerCatalog
 from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, Outcome
 from trigger_daemon.core.triggers import Trigger, TriggerSource, parse_definition
 from trigger_daemon.errors import StoreError
 from trigger_daemon.ports import Store
+from trigger_daemon.triggers.catalog import TriggerCatalog
 
 GATEWAY = "/api/orchestration"
 TRIGGER_COLLECTIONS = ["/triggers", "/v2/triggers", f"{GATEWAY}/triggers", f"{GATEWAY}/v2/triggers"]

@@ -24,9 +24,9 @@ from trigger_daemon.adapters.api import (
     create_api,
     serving,
 )
-from trigger_daemon.catalog import TriggerCatalog
 from trigger_daemon.core.triggers import parse_definition
 from trigger_daemon.ports import Store
+from trigger_daemon.triggers.catalog import TriggerCatalog
 
 READ, WRITE = "orchestration:read", "orchestration:write"
 GATEWAY = "/api/orchestration"

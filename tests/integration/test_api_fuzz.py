@@ -24,8 +24,8 @@ from schemathesis.checks import positive_data_acceptance
 
 from trigger_daemon.adapters.api import ApiAuth, StaticTokens, create_api, serving
 from trigger_daemon.adapters.store import open_store
-from trigger_daemon.catalog import TriggerCatalog
 from trigger_daemon.core.triggers import parse_definition
+from trigger_daemon.triggers.catalog import TriggerCatalog
 
 TOKEN = "fuzz-token-0123456789abcdef"
 EXAMPLES = 40

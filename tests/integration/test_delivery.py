@@ -22,19 +22,19 @@ from trigger_daemon.adapters.kafka import (
 )
 from trigger_daemon.adapters.orchestration import OrchestrationClient
 from trigger_daemon.adapters.store import SqlStore
-from trigger_daemon.calls import WorkflowCaller
-from trigger_daemon.catalog import TriggerCatalog
 from trigger_daemon.core.occurrences import Occurrence, OccurrenceStatus, Outcome
 from trigger_daemon.core.retry import RetryPolicy
 from trigger_daemon.core.triggers import parse_definition
 from trigger_daemon.devtools import events
 from trigger_daemon.devtools.broker import TansuBroker
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
+from trigger_daemon.engine.calls import WorkflowCaller
+from trigger_daemon.engine.pipeline import Pipeline
+from trigger_daemon.engine.records import RecordHandler
+from trigger_daemon.engine.runner import OccurrenceRunner
 from trigger_daemon.errors import BrokerError, StoreError
-from trigger_daemon.handler import RecordHandler
-from trigger_daemon.pipeline import Pipeline
 from trigger_daemon.ports import DeadLetter, DeadLetterSink, OutcomeSink, Store
-from trigger_daemon.running import OccurrenceRunner
+from trigger_daemon.triggers.catalog import TriggerCatalog
 
 from .conftest import committed_offset, produce, read_all, wait_until
 

@@ -24,10 +24,10 @@ from trigger_daemon.adapters.api import (
     create_api,
     serving,
 )
-from trigger_daemon.catalog import TriggerCatalog
 from trigger_daemon.core.occurrences import NewOccurrence, Outcome
 from trigger_daemon.core.triggers import parse_definition, yaml_trigger_id
 from trigger_daemon.ports import Store
+from trigger_daemon.triggers.catalog import TriggerCatalog
 
 INSTANCE = {
     "id": "instance-1",

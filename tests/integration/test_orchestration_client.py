@@ -18,10 +18,10 @@ from trigger_daemon.adapters.orchestration import (
     ClientCredentialsAuth,
     OrchestrationClient,
 )
-from trigger_daemon.calls import WorkflowCaller
 from trigger_daemon.core.circuit import CircuitBreaker, CircuitSettings
 from trigger_daemon.core.retry import RetryPolicy
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
+from trigger_daemon.engine.calls import WorkflowCaller
 
 FAST_POLICY = RetryPolicy(max_attempts=4, initial_backoff_seconds=0.01, max_backoff_seconds=5.0)
 SECRET = "s3cr3t-never-printed"

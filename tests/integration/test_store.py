@@ -26,10 +26,10 @@ from trigger_daemon.adapters.store.engine import create_engine, sqlite_file_writ
 from trigger_daemon.adapters.store.schema import metadata
 from trigger_daemon.adapters.store.sql import store_errors
 from trigger_daemon.adapters.store.thread_writer import ThreadWriter
-from trigger_daemon.catalog import TriggerCatalog
 from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, OccurrenceStatus, Outcome
 from trigger_daemon.core.triggers import Trigger, TriggerSource, parse_definition, yaml_trigger_id
 from trigger_daemon.errors import ConfigError, ConflictError, NotFoundError, StoreError
+from trigger_daemon.triggers.catalog import TriggerCatalog
 
 from .conftest import wait_until
 from .postgres import PostgresCluster

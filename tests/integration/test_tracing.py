@@ -20,7 +20,7 @@ from trigger_daemon.core.triggers import yaml_trigger_id
 from trigger_daemon.devtools import events
 from trigger_daemon.devtools.broker import TansuBroker
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
-from trigger_daemon.tracing import Tracing
+from trigger_daemon.observability.tracing import Tracing
 
 from .conftest import produce
 

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from trigger_daemon.config import load_config, load_yaml_triggers
+from trigger_daemon.config import load_config
 from trigger_daemon.errors import ConfigError
+from trigger_daemon.triggers.files import load_yaml_triggers
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "trigger-daemon.yaml"
 

@@ -3,7 +3,7 @@
 The compose file is read as compose would read it (merge keys, `${VAR:-default}`,
 `$$`), and the daemon's config is loaded the way its container sees it: the image's ENV from
 the Dockerfile, the service's environment over it, the bind mounts laid out under a temporary
-root. Every metric a dashboard panel queries must exist in trigger_daemon.observability's
+root. Every metric a dashboard panel queries must exist in trigger_daemon.observability.metrics's
 registry, so renaming a metric fails here instead of leaving an empty panel.
 """
 
@@ -24,8 +24,9 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
-import trigger_daemon.observability  # noqa: F401  (registers the daemon's metric families)
-from trigger_daemon.config import ENV_PREFIX, LoadedConfig, load_config, load_yaml_triggers
+import trigger_daemon.observability.metrics  # noqa: F401  (registers the daemon's metric families)
+from trigger_daemon.config import ENV_PREFIX, LoadedConfig, load_config
+from trigger_daemon.triggers.files import load_yaml_triggers
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"

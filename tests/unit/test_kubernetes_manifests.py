@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from trigger_daemon.config import ENV_PREFIX, load_config, load_yaml_triggers
+from trigger_daemon.config import ENV_PREFIX, load_config
+from trigger_daemon.triggers.files import load_yaml_triggers
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
 SECRET_NAME = "trigger-daemon-credentials"

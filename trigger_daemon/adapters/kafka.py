@@ -27,8 +27,8 @@ from aiokafka.errors import KafkaError
 from prometheus_client import Gauge
 from pydantic import SecretStr
 
-from trigger_daemon import observability as metrics
 from trigger_daemon.errors import BrokerError
+from trigger_daemon.observability import metrics
 from trigger_daemon.ports import DeadLetter, SourceRecord
 
 log = structlog.get_logger(__name__)

@@ -15,7 +15,7 @@ official Formance SDKs work against the daemon unchanged, plus health, readiness
 Imports the catalog, the ports, the core and the errors; never another adapter.
 """
 
-from trigger_daemon.adapters.api.app import GATEWAY_PREFIX, create_api
+from trigger_daemon.adapters.api.application import GATEWAY_PREFIX, create_api
 from trigger_daemon.adapters.api.auth import (
     ApiAuth,
     Authenticator,

@@ -20,7 +20,7 @@ from trigger_daemon.adapters.api.auth import READ, ApiAuth, requires
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 
 def health_router(readiness: ReadinessCheck | None, auth: ApiAuth | None = None) -> APIRouter:

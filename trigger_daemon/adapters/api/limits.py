@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from trigger_daemon.adapters.api.errors import error_response
+from trigger_daemon.adapters.api.error_mapping import error_response
 from trigger_daemon.adapters.api.schemas import ErrorCode
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends
 
 from trigger_daemon.adapters.api import schemas
 from trigger_daemon.adapters.api.auth import READ, WRITE, ApiAuth, requires
-from trigger_daemon.adapters.api.handlers import V1_OCCURRENCES_LIMIT, TriggerHandlers
+from trigger_daemon.adapters.api.operations import V1_OCCURRENCES_LIMIT, TriggerHandlers
 from trigger_daemon.core.triggers import TriggerDefinition
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

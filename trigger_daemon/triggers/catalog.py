@@ -29,7 +29,7 @@ from trigger_daemon.core.triggers import (
 from trigger_daemon.errors import ConflictError, StoreError
 from trigger_daemon.ports import ReconcileResult, Store
 
-log = structlog.get_logger("trigger_daemon.catalog")
+log = structlog.get_logger(__name__)
 
 
 class TriggerCatalog:

@@ -28,7 +28,6 @@ from collections.abc import Callable
 
 import structlog
 
-from trigger_daemon import observability as metrics
 from trigger_daemon.core.events import Envelope, Unprocessable, decode
 from trigger_daemon.core.expressions import (
     Expression,
@@ -37,11 +36,12 @@ from trigger_daemon.core.expressions import (
     render_value,
 )
 from trigger_daemon.core.offsets import PartitionProgress
+from trigger_daemon.engine.records import RecordHandler, Work
 from trigger_daemon.errors import BrokerError
-from trigger_daemon.handler import RecordHandler, Work
+from trigger_daemon.observability import metrics
 from trigger_daemon.ports import Source, SourceRecord
 
-log = structlog.get_logger("trigger_daemon.pipeline")
+log = structlog.get_logger(__name__)
 
 FETCH_TIMEOUT_SECONDS = 0.2
 COMMIT_INTERVAL_SECONDS = 0.2

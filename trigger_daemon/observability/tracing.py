@@ -40,12 +40,12 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from trigger_daemon import __version__
-from trigger_daemon.calls import CallResult
 from trigger_daemon.core.occurrences import Occurrence
 from trigger_daemon.core.triggers import Trigger
+from trigger_daemon.engine.calls import CallResult
 from trigger_daemon.ports import SourceRecord
 
-log = structlog.get_logger("trigger_daemon.tracing")
+log = structlog.get_logger(__name__)
 
 OTEL_CONTEXT_HEADER = "otel-context"
 TRACEPARENT_HEADER = "traceparent"

@@ -2,9 +2,9 @@
 
 from collections.abc import Mapping
 
-from trigger_daemon.calls import WorkflowCaller
 from trigger_daemon.core.circuit import CircuitBreaker, CircuitSettings
 from trigger_daemon.core.retry import RetryPolicy
+from trigger_daemon.engine.calls import WorkflowCaller
 from trigger_daemon.ports import CallAttempt
 
 OK = CallAttempt(instance={"id": "instance-1"}, status_code=201)

@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime
 
-from trigger_daemon.catalog import TriggerCatalog
 from trigger_daemon.core.events import Unprocessable, envelope_from_object
 from trigger_daemon.core.expressions import document_for
 from trigger_daemon.core.occurrences import Occurrence, OccurrenceStatus
 from trigger_daemon.core.triggers import compile_trigger
+from trigger_daemon.engine.runner import OccurrenceRunner
 from trigger_daemon.errors import ConflictError, NotFoundError
 from trigger_daemon.ports import Store
-from trigger_daemon.running import OccurrenceRunner
+from trigger_daemon.triggers.catalog import TriggerCatalog
 
 _PAGE = 500
 

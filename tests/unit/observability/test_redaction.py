@@ -12,8 +12,14 @@ import pytest
 import structlog
 
 from trigger_daemon.config import load_config
-from trigger_daemon.observability import configure_logging
-from trigger_daemon.redaction import MASK, Redactor, collect_secrets, redact, url_passwords
+from trigger_daemon.observability.logs import configure_logging
+from trigger_daemon.observability.redaction import (
+    MASK,
+    Redactor,
+    collect_secrets,
+    redact,
+    url_passwords,
+)
 
 TOKEN = "orch-token-5f1c0ffee"
 CLIENT_SECRET = "client-s3cret-value"

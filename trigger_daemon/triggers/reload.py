@@ -28,18 +28,13 @@ from typing import Literal, Protocol
 
 import structlog
 
-from trigger_daemon.config import (
-    LoadedConfig,
-    Settings,
-    load_config,
-    load_yaml_triggers,
-    triggers_file_matches,
-)
+from trigger_daemon.config import LoadedConfig, Settings, load_config
 from trigger_daemon.core.triggers import TriggerDefinition
 from trigger_daemon.errors import ConfigError, StoreError
 from trigger_daemon.ports import ReconcileResult
+from trigger_daemon.triggers.files import load_yaml_triggers, triggers_file_matches
 
-log = structlog.get_logger("trigger_daemon.reload")
+log = structlog.get_logger(__name__)
 
 Cause = Literal["signal", "file"]
 # Each watched path with the SHA-256 of its content; None when it cannot be read.

@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
 from trigger_daemon.core.events import Envelope, Unprocessable
-from trigger_daemon.handler import RecordHandler, Work
-from trigger_daemon.pipeline import Pipeline
+from trigger_daemon.engine.pipeline import Pipeline
+from trigger_daemon.engine.records import RecordHandler, Work
 from trigger_daemon.ports import SourceRecord
 
 PARTITION = ("ledger", 0)

@@ -2,7 +2,7 @@
 
 It owns the pooled httpx client, the classification of one answer into a `CallAttempt`
 (transient or permanent, with Retry-After), and the two auth schemes (a static bearer token,
-OAuth2 client credentials). Retrying is the caller's decision (`trigger_daemon.calls`).
+OAuth2 client credentials). Retrying is the caller's decision (`trigger_daemon.engine.calls`).
 httpx errors are converted here, at the boundary: nothing from httpx escapes
 `start_workflow` except cancellation. httpx runs over aiohttp (`aiohttp_transport`, several
 times less CPU per request than httpx's own transport); a test may inject another transport.
@@ -27,7 +27,7 @@ import httpx
 import orjson
 
 from trigger_daemon import __version__
-from trigger_daemon.adapters.aiohttp_transport import AiohttpTransport
+from trigger_daemon.adapters.orchestration.transport import AiohttpTransport
 from trigger_daemon.core.retry import is_transient_status, parse_retry_after
 from trigger_daemon.errors import ConfigError, WorkflowCallError
 from trigger_daemon.ports import CallAttempt

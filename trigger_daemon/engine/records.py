@@ -16,18 +16,18 @@ from typing import Any
 
 import structlog
 
-from trigger_daemon import observability as metrics
-from trigger_daemon.calls import CallResult
-from trigger_daemon.catalog import TriggerCatalog
 from trigger_daemon.core.events import Envelope, Unprocessable, event_id
 from trigger_daemon.core.expressions import document_for
 from trigger_daemon.core.occurrences import NewOccurrence, Occurrence
 from trigger_daemon.core.triggers import CompiledTrigger
+from trigger_daemon.engine.calls import CallResult
+from trigger_daemon.engine.runner import OccurrenceRunner
+from trigger_daemon.observability import metrics
+from trigger_daemon.observability.tracing import Tracing
 from trigger_daemon.ports import DeadLetter, DeadLetterSink, SourceRecord, Store
-from trigger_daemon.running import OccurrenceRunner
-from trigger_daemon.tracing import Tracing
+from trigger_daemon.triggers.catalog import TriggerCatalog
 
-log = structlog.get_logger("trigger_daemon.handler")
+log = structlog.get_logger(__name__)
 
 WORKFLOW_FAILED_REASON = "workflow-call-failed"
 

@@ -14,16 +14,16 @@ from typing import Any
 
 import structlog
 
-from trigger_daemon import observability as metrics
-from trigger_daemon.calls import CallResult, WorkflowCaller
 from trigger_daemon.core.expressions import ExpressionError
 from trigger_daemon.core.occurrences import Occurrence, OccurrenceStatus, Outcome, outcome_event
 from trigger_daemon.core.retry import RetryPolicy
 from trigger_daemon.core.triggers import CompiledTrigger
+from trigger_daemon.engine.calls import CallResult, WorkflowCaller
+from trigger_daemon.observability import metrics
+from trigger_daemon.observability.tracing import Tracing
 from trigger_daemon.ports import OutcomeSink, Store
-from trigger_daemon.tracing import Tracing
 
-log = structlog.get_logger("trigger_daemon.occurrences")
+log = structlog.get_logger(__name__)
 
 BeforeWrite = Callable[[CallResult], Awaitable[None]]
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from trigger_daemon.adapters.api.auth import ApiAuth
-from trigger_daemon.adapters.api.errors import install_error_handlers
-from trigger_daemon.adapters.api.handlers import RetryOccurrence, TriggerHandlers
+from trigger_daemon.adapters.api.error_mapping import install_error_handlers
 from trigger_daemon.adapters.api.health import ReadinessCheck, health_router
 from trigger_daemon.adapters.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
+from trigger_daemon.adapters.api.operations import RetryOccurrence, TriggerHandlers
 from trigger_daemon.adapters.api.routes import v1_router, v2_router
-from trigger_daemon.catalog import TriggerCatalog
 from trigger_daemon.ports import Store
+from trigger_daemon.triggers.catalog import TriggerCatalog
 
 GATEWAY_PREFIX = "/api/orchestration"
 

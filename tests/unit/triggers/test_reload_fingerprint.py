@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from trigger_daemon.config import load_config
-from trigger_daemon.reload import (
+from trigger_daemon.triggers.reload import (
     Fingerprint,
     fingerprint,
     settings_needing_restart,

@@ -21,7 +21,6 @@ from trigger_daemon.adapters.api.paging import (
     encode_cursor,
     paginate,
 )
-from trigger_daemon.catalog import TriggerCatalog
 from trigger_daemon.core import json_input
 from trigger_daemon.core.events import Unprocessable
 from trigger_daemon.core.matching import envelope_for_test, explain
@@ -29,6 +28,7 @@ from trigger_daemon.core.occurrences import Occurrence
 from trigger_daemon.core.triggers import MAX_NAME_LENGTH, compile_trigger, parse_definition
 from trigger_daemon.errors import NotFoundError
 from trigger_daemon.ports import Store
+from trigger_daemon.triggers.catalog import TriggerCatalog
 
 # v1 has no paging: it answers the newest occurrences only.
 V1_OCCURRENCES_LIMIT = 100

@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from trigger_daemon.adapters.api.schemas import Error, ErrorCode
 from trigger_daemon.errors import ConflictError, NotFoundError, StoreError, TriggerValidationError
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 _HANDLED: tuple[type[Exception], ...] = (
     TriggerValidationError,

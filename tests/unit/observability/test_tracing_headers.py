@@ -12,11 +12,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from trigger_daemon.calls import CallResult
 from trigger_daemon.core.occurrences import Occurrence, OccurrenceStatus
 from trigger_daemon.core.triggers import Trigger
+from trigger_daemon.engine.calls import CallResult
+from trigger_daemon.observability.tracing import Tracing, extract_context, tracing_wanted
 from trigger_daemon.ports import SourceRecord
-from trigger_daemon.tracing import Tracing, extract_context, tracing_wanted
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 SPAN_ID = "b7ad6b7169203331"

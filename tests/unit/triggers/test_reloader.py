@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 import structlog
 
-from trigger_daemon.config import load_config, load_yaml_triggers
+from trigger_daemon.config import load_config
 from trigger_daemon.core.triggers import TriggerDefinition
 from trigger_daemon.errors import ConfigError, StoreError
 from trigger_daemon.ports import ReconcileResult
-from trigger_daemon.reload import TriggerReloader, fingerprint, watched_paths
+from trigger_daemon.triggers.files import load_yaml_triggers
+from trigger_daemon.triggers.reload import TriggerReloader, fingerprint, watched_paths
 
 A = "- {name: a, event: E, workflowID: wa}\n"
 B = "- {name: b, event: E, workflowID: wb}\n"

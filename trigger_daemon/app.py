@@ -1,20 +1,22 @@
 """The composition root: builds every part from Settings, runs them, shuts them down.
 
 The only module that knows all adapters. Start order: store (migrations), YAML triggers
-reconciled, orchestration client, Kafka, then the API and the pipeline side by side. Stop
-order is the reverse: the pipeline finishes the batch in hand and commits, the consumer
-leaves its group, the API stops, clients close.
+reconciled, orchestration client, Kafka, the API; then the long-running parts (pipeline, API
+server, trigger refresh, trigger reload) run side by side under one supervisor
+(`lifecycle.supervise`). Stop order is the reverse: the pipeline finishes the records in hand
+and commits, the consumer leaves its group, the API stops, clients close. A part that dies
+stops the daemon the same way, and `run` raises PartFailed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import asdict
 from datetime import datetime
+from functools import partial
 
 import httpx
 import structlog
@@ -22,11 +24,11 @@ import structlog
 from trigger_daemon import __version__
 from trigger_daemon.adapters.api import (
     ApiAuth,
+    ApiServer,
     JwksCache,
     JwtAuthenticator,
     StaticTokens,
     create_api,
-    serving,
 )
 from trigger_daemon.adapters.kafka import (
     KafkaConnection,
@@ -49,7 +51,7 @@ from trigger_daemon.engine.records import LogOnlyDeadLetters, RecordHandler
 from trigger_daemon.engine.redrive import Redrive
 from trigger_daemon.engine.runner import OccurrenceRunner
 from trigger_daemon.errors import StoreError
-from trigger_daemon.lifecycle import run_with_grace
+from trigger_daemon.lifecycle import Part, supervise
 from trigger_daemon.observability.tracing import Tracing
 from trigger_daemon.ports import DeadLetterSink, Source, Store
 from trigger_daemon.triggers.catalog import TriggerCatalog
@@ -105,9 +107,7 @@ class Daemon:
             caller = WorkflowCaller(api, self.settings.orchestration.retry.policy())
             runner = OccurrenceRunner(store, caller, outcome_events, tracing)
             redrive = Redrive(catalog, store, runner)
-            await stack.enter_async_context(
-                self._serve_api(catalog, store, caller, redrive, source)
-            )
+            api_server = await self._start_api(stack, catalog, store, caller, redrive, source)
             handler = RecordHandler(catalog, store, runner, dead_letters, tracing)
             pipeline = Pipeline(
                 source,
@@ -116,26 +116,6 @@ class Daemon:
                 ordering_key=self.settings.pipeline.ordering_expression(),
                 must_pause=lambda: caller.breaker.is_open,
             )
-            # Start-up built hundreds of thousands of long-lived objects (modules, compiled
-            # triggers); left in the collected generations, every collection walks them again.
-            # Measured: GC time per 300,000 unmatched events 3.9 s -> 0.8 s (bench/RESULTS.md).
-            gc.freeze()
-            # Records in flight keep tens of thousands of young objects alive. At the default
-            # threshold (700 allocations) the young generation was collected 270 times a
-            # second, walking them each time and promoting them into costlier collections:
-            # GC took 2.4 s of a 20,000-run matched benchmark; 1.2 s at 10,000.
-            gc.set_threshold(10_000, 10, 10)
-            log.info(
-                "daemon.started",
-                api=self.api_url,
-                topics=self.settings.kafka.topics,
-                group_id=self.settings.kafka.group_id,
-            )
-            # Triggers changed through another replica's API become active here too.
-            watch = asyncio.create_task(
-                catalog.watch(store_settings.poll_interval_seconds, stop), name="trigger-watch"
-            )
-            # YAML triggers edited on disk, or re-read on SIGHUP, apply without a restart.
             reloader = TriggerReloader(
                 self._config,
                 catalog,
@@ -143,18 +123,28 @@ class Daemon:
                 requested=self._reload_requested,
                 read_at_start=read_at_start,
             )
-            reloading = asyncio.create_task(reloader.watch(stop), name="trigger-reload")
-            try:
-                await run_with_grace(
-                    pipeline.run(stop, until_idle=until_idle),
-                    stop,
-                    self.settings.shutdown_grace_seconds,
-                )
-            finally:
-                for task in (watch, reloading):
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            _tune_garbage_collection()
+            log.info(
+                "daemon.started",
+                api=self.api_url,
+                topics=self.settings.kafka.topics,
+                group_id=self.settings.kafka.group_id,
+            )
+            await supervise(
+                [
+                    Part("pipeline", partial(pipeline.run, until_idle=until_idle), until_idle),
+                    Part("API server", api_server.watch),
+                    # Triggers changed through another replica's API become active here too.
+                    Part(
+                        "trigger refresh",
+                        partial(catalog.watch, store_settings.poll_interval_seconds),
+                    ),
+                    # YAML triggers edited on disk, or re-read on SIGHUP, apply without a restart.
+                    Part("trigger reload", reloader.watch),
+                ],
+                stop,
+                self.settings.shutdown_grace_seconds,
+            )
         log.info("daemon.stopped")
 
     async def retry_failed(
@@ -253,15 +243,17 @@ class Daemon:
             heartbeat_interval_ms=kafka.heartbeat_interval_ms,
         )
 
-    @contextlib.asynccontextmanager
-    async def _serve_api(
+    async def _start_api(
         self,
+        stack: AsyncExitStack,
         catalog: TriggerCatalog,
         store: Store,
         caller: WorkflowCaller,
         redrive: Redrive,
         source: Source,
-    ) -> AsyncIterator[None]:
+    ) -> ApiServer:
+        """The API, serving until the stack closes: after the pipeline has drained."""
+
         async def readiness() -> dict[str, bool]:
             try:
                 # Bounded: a probe must answer even while the database hangs.
@@ -286,10 +278,22 @@ class Daemon:
             max_body_bytes=api.max_body_bytes,
             retry_occurrence=redrive.retry,
         )
-        async with serving(app, host=api.host, port=api.port) as port:
-            self.api_url = f"http://{api.host}:{port}"
-            self._api_started.set()
-            yield
+        server = ApiServer(app, host=api.host, port=api.port)
+        stack.push_async_callback(server.close)
+        port = await server.start()
+        self.api_url = f"http://{api.host}:{port}"
+        self._api_started.set()
+        return server
+
+
+def _tune_garbage_collection() -> None:
+    # Start-up built hundreds of thousands of long-lived objects (modules, compiled
+    # triggers); left in the collected generations, every collection walks them again.
+    gc.freeze()
+    # Records in flight keep tens of thousands of young objects alive; at the default
+    # threshold (700 allocations) the young generation is collected hundreds of times a
+    # second, walking them each time (bench/RESULTS.md has the measurements).
+    gc.set_threshold(10_000, 10, 10)
 
 
 def api_auth(settings: ApiAuthSettings) -> ApiAuth | None:

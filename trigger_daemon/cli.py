@@ -17,7 +17,13 @@ from trigger_daemon.config import LoadedConfig, load_config, resolve_config_path
 from trigger_daemon.core.events import Unprocessable
 from trigger_daemon.core.matching import envelope_for_test, explain
 from trigger_daemon.core.occurrences import Occurrence, OccurrenceStatus
-from trigger_daemon.errors import BrokerError, ConfigError, NotFoundError, StoreError
+from trigger_daemon.errors import (
+    BrokerError,
+    ConfigError,
+    NotFoundError,
+    PartFailed,
+    StoreError,
+)
 from trigger_daemon.observability.logs import configure_logging
 from trigger_daemon.observability.redaction import collect_secrets
 from trigger_daemon.triggers.files import load_yaml_triggers
@@ -39,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except (BrokerError, StoreError) as exc:
         _error("cannot run", str(exc))
+        return EXIT_FAILURE
+    except PartFailed as exc:
+        # Logged with its cause when it happened; the other parts have stopped gracefully.
+        _error("stopped", f"{exc}; the orchestrator should restart the daemon")
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130

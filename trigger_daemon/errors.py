@@ -5,6 +5,7 @@
     ├── TriggerValidationError   a trigger is invalid; the message names the field and expression
     ├── NotFoundError            a trigger or occurrence id that does not exist
     ├── ConflictError            the request contradicts the stored state (YAML-managed trigger)
+    ├── PartFailed               a long-running part of the daemon died; the daemon stops
     └── ExternalError            an outside system failed; `retriable` says whether to try again
         ├── StoreError
         ├── BrokerError
@@ -40,6 +41,17 @@ class NotFoundError(TriggerDaemonError):
 
 class ConflictError(TriggerDaemonError):
     """The request cannot be applied to the current state."""
+
+
+class PartFailed(TriggerDaemonError):
+    """A long-running part (pipeline, API server, trigger watcher) ended while the daemon ran.
+    The cause, if it raised, is `__cause__`."""
+
+    def __init__(self, part: str, cause: BaseException | None) -> None:
+        self.part = part
+        what = f"{type(cause).__name__}: {cause}" if cause is not None else "it returned"
+        super().__init__(f"the {part} stopped unexpectedly ({what})")
+        self.__cause__ = cause
 
 
 class ExternalError(TriggerDaemonError):

@@ -1,42 +1,108 @@
-"""The process's life: SIGTERM and Ctrl-C stop it gracefully, SIGHUP reloads the triggers,
-and a stop gives the work in hand a grace period before cancelling it.
-Imports only the standard library and structlog."""
+"""The process's life: one supervisor over the long-running parts, the signals that stop the
+process or reload its triggers, and the grace period a stop gives the work in hand.
+
+Every long-running part (the pipeline, the API server, the trigger watchers) runs under
+`supervise`. A part that dies unexpectedly stops the daemon: the supervisor logs which part and
+why, stops the others on the same graceful path as SIGTERM (in-flight records finish, offsets
+are committed), then raises PartFailed so the process exits non-zero and its orchestrator
+restarts it. A daemon that went on consuming with its API or trigger refresh dead would fail
+silently.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
+from trigger_daemon.errors import PartFailed
+
 log = structlog.get_logger(__name__)
 
 
-async def run_with_grace(
-    work: Coroutine[Any, Any, None], stop: asyncio.Event, grace_seconds: float
-) -> None:
-    """Await `work`; once `stop` is set, give it `grace_seconds` to finish, then cancel it.
+@dataclass(frozen=True, slots=True)
+class Part:
+    """A long-running part: `run(stop)` works until `stop` is set, then returns.
 
-    Cancelling loses nothing: uncommitted records are read again by whoever owns the
-    partition next, and their pending occurrences retried with the same idempotency key.
+    A part that returns while the daemon runs has failed, unless `may_finish`: then its end is
+    the daemon's end (the pipeline in run-until-idle mode)."""
+
+    name: str
+    run: Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+    may_finish: bool = False
+
+
+async def supervise(parts: Sequence[Part], stop: asyncio.Event, grace_seconds: float) -> None:
+    """Run `parts` until `stop` is set or one of them ends; then stop them all gracefully.
+
+    After `stop`, the parts get `grace_seconds` to return; those still running are cancelled.
+    Cancelling loses nothing: uncommitted records are read again by whoever owns the partition
+    next, and their pending occurrences retried with the same idempotency key.
+    Raises PartFailed, after the others stopped, when a part failed.
     """
-    task = asyncio.create_task(work, name="pipeline")
-    stopping = asyncio.create_task(stop.wait())
+    tasks = {asyncio.create_task(part.run(stop), name=part.name): part for part in parts}
+    stopping = asyncio.create_task(stop.wait(), name="stop-requested")
+    failure: PartFailed | None = None
     try:
-        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
-            done, _ = await asyncio.wait({task}, timeout=grace_seconds)
-            if not done:
-                log.warning("daemon.grace_period_over", grace_seconds=grace_seconds)
-                task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        done, _ = await asyncio.wait({*tasks, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        # Parts that returned because stop was set are judged with the others, below.
+        stopped_by_request = stop.is_set()
+        for task, part in tasks.items():
+            if task in done and not stopped_by_request:
+                verdict = _ended_early(part, task)
+                failure = failure or verdict
+        stop.set()
+        running = {task for task in tasks if not task.done()}
+        if running:
+            _, late = await asyncio.wait(running, timeout=grace_seconds)
+            if late:
+                log.warning(
+                    "daemon.grace_period_over",
+                    grace_seconds=grace_seconds,
+                    parts=sorted(task.get_name() for task in late),
+                )
+                for task in late:
+                    task.cancel()
+                await asyncio.wait(late)
+        for task, part in tasks.items():
+            if task not in done or stopped_by_request:
+                verdict = _failed_while_stopping(part, task)
+                failure = failure or verdict
     finally:
         stopping.cancel()
-        task.cancel()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, stopping, return_exceptions=True)
+    if failure is not None:
+        raise failure
+
+
+def _ended_early(part: Part, task: asyncio.Task[None]) -> PartFailed | None:
+    """The verdict on a part that ended before anyone asked the daemon to stop."""
+    error = None if task.cancelled() else task.exception()
+    if error is None and part.may_finish and not task.cancelled():
+        return None
+    failure = PartFailed(part.name, error)
+    log.error(
+        "daemon.part_failed",
+        part=part.name,
+        error=str(failure),
+        detail="stopping the other parts gracefully; the process exits non-zero",
+        exc_info=error,
+    )
+    return failure
+
+
+def _failed_while_stopping(part: Part, task: asyncio.Task[None]) -> PartFailed | None:
+    if task.cancelled() or task.exception() is None:
+        return None
+    error = task.exception()
+    log.error("daemon.part_failed", part=part.name, error=str(error), exc_info=error)
+    return PartFailed(part.name, error)
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:

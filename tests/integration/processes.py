@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,15 @@ COMMAND = str(Path(sys.executable).parent / "trigger-daemon")
 
 
 class DaemonProcess:
-    def __init__(self, workdir: Path, config: dict[str, Any], name: str = "daemon") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        config: dict[str, Any],
+        name: str = "daemon",
+        command: Sequence[str] = (COMMAND,),
+    ) -> None:
+        """`command`: what runs in place of `trigger-daemon` (it gets `run --config FILE`)."""
+        self.command = list(command)
         self.port = free_port()
         self.config = {**config, "api": {"host": "127.0.0.1", "port": self.port}}
         self.config_path = workdir / f"{name}.yaml"
@@ -43,7 +52,7 @@ class DaemonProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_DAEMON_")}
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                [COMMAND, "run", "--config", str(self.config_path)],
+                [*self.command, "run", "--config", str(self.config_path)],
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 env=env,
@@ -67,6 +76,11 @@ class DaemonProcess:
     @property
     def returncode(self) -> int | None:
         return None if self._process is None else self._process.poll()
+
+    async def wait_exit(self, within_seconds: float) -> int:
+        """The exit status, once the process has ended on its own."""
+        assert self._process is not None
+        return await asyncio.to_thread(self._process.wait, within_seconds)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs."""

@@ -10,7 +10,7 @@ official Formance SDKs work against the daemon unchanged, plus health, readiness
     schemas   the response models: the one definition of the wire shape
     errors    every failure → {"errorCode", "errorMessage"} with VALIDATION/NOT_FOUND/INTERNAL
     health    /healthz, /readyz, /metrics
-    server    serving(): uvicorn inside the daemon's event loop
+    server    ApiServer and serving(): uvicorn inside the daemon's event loop
 
 Imports the catalog, the ports, the core and the errors; never another adapter.
 """
@@ -24,11 +24,13 @@ from trigger_daemon.adapters.api.auth import (
     StaticTokens,
 )
 from trigger_daemon.adapters.api.health import ReadinessCheck
-from trigger_daemon.adapters.api.server import serving
+from trigger_daemon.adapters.api.server import ApiServer, ApiServerStopped, serving
 
 __all__ = [
     "GATEWAY_PREFIX",
     "ApiAuth",
+    "ApiServer",
+    "ApiServerStopped",
     "Authenticator",
     "JwksCache",
     "JwtAuthenticator",

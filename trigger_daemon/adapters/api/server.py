@@ -23,37 +23,77 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
+class ApiServer:
+    """uvicorn serving one app inside the daemon's event loop, from `start` to `close`.
+
+    `watch` is the server's part under the daemon's supervisor: it returns when the daemon
+    stops and raises if the server ends on its own first. The server goes on answering while
+    the rest of the daemon drains; `close` stops it last.
+    """
+
+    def __init__(self, app: ASGIApp, *, host: str, port: int, grace_seconds: int = 5) -> None:
+        self._host, self._port = host, port
+        self._server = _EmbeddedServer(
+            uvicorn.Config(
+                app,
+                lifespan="off",
+                ws="none",
+                log_config=None,
+                log_level="warning",
+                access_log=False,
+                timeout_graceful_shutdown=grace_seconds,
+            )
+        )
+        self._socket: socket.socket | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> int:
+        """Listen and serve; returns the bound port (port 0 picks a free one)."""
+        self._socket = _listen(self._host, self._port)
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+                raise RuntimeError("the API server stopped while starting")
+            await asyncio.sleep(0.01)
+        return int(self._socket.getsockname()[1])
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Until `stop` is set; raises ApiServerStopped if the server ends before."""
+        assert self._task is not None, "start() first"
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({self._task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not stop.is_set():
+            error = None if self._task.cancelled() else self._task.exception()
+            raise ApiServerStopped("the API server stopped serving") from error
+
+    async def close(self) -> None:
+        """Open requests get the grace period to finish, then are cancelled."""
+        self._server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self._task
+        if self._socket is not None:
+            self._socket.close()
+
+
+class ApiServerStopped(RuntimeError):
+    """uvicorn's serve loop ended while the daemon still ran."""
+
+
 @contextlib.asynccontextmanager
 async def serving(
     app: ASGIApp, *, host: str, port: int, grace_seconds: int = 5
 ) -> AsyncIterator[int]:
-    """Serve `app` until the block exits; yields the bound port (port 0 picks a free one).
-
-    On exit, open requests get `grace_seconds` to finish before they are cancelled.
-    """
-    sock = _listen(host, port)
-    config = uvicorn.Config(
-        app,
-        lifespan="off",
-        ws="none",
-        log_config=None,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=grace_seconds,
-    )
-    server = _EmbeddedServer(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
+    """Serve `app` until the block exits; yields the bound port (port 0 picks a free one)."""
+    server = ApiServer(app, host=host, port=port, grace_seconds=grace_seconds)
     try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("the API server stopped while starting")
-            await asyncio.sleep(0.01)
-        yield sock.getsockname()[1]
+        yield await server.start()
     finally:
-        server.should_exit = True
-        await task
-        sock.close()
+        await server.close()
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -1,98 +1,27 @@
-"""Kafka on aiokafka: the consumer-group source, commits, and the producer of dead letters
-and outcome events.
+"""The consumer-group source: `KafkaSource`, the `ports.Source` the pipeline reads from.
 
-Converts aiokafka records into `ports.SourceRecord` and its errors into `BrokerError`, and
-keeps the consumer-lag gauge. Imports only ports, errors, observability (metrics), aiokafka and
-pydantic's SecretStr (secrets stay out of reprs).
+It commits only the offsets the pipeline hands it, runs the pipeline's revocation handler before
+partitions move to another member, converts aiokafka records into `ports.SourceRecord` and its
+errors into `BrokerError`, and keeps the consumer-lag gauge of the partitions it owns.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
 import structlog
-from aiokafka import (
-    AIOKafkaConsumer,
-    AIOKafkaProducer,
-    ConsumerRebalanceListener,
-    TopicPartition,
-)
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client import Gauge
-from pydantic import SecretStr
 
+from trigger_daemon.adapters.kafka.connection import KafkaConnection, start_client
 from trigger_daemon.errors import BrokerError
 from trigger_daemon.observability import metrics
-from trigger_daemon.ports import DeadLetter, SourceRecord
+from trigger_daemon.ports import SourceRecord
 
 log = structlog.get_logger(__name__)
-
-DEAD_LETTER_HEADER_PREFIX = "dead-letter-"
-# aiokafka's SCRAM client raises these, not a KafkaError, when the broker refuses the login
-# ("Server sent wrong signature!", or KeyError 'v' on an `e=` answer).
-SASL_LOGIN_FAILURES = (ValueError, KeyError)
-SASL_REJECTED = "the broker refused the SASL login (check sasl_username and sasl_password)"
-_PUBLISH_ATTEMPTS = 5
-
-
-@dataclass(frozen=True, slots=True)
-class KafkaConnection:
-    """What both the consumer and the producer need to reach the cluster."""
-
-    bootstrap_servers: str
-    client_id: str = "trigger-daemon"
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    ssl_cafile: str | None = None
-    ssl_certfile: str | None = None  # with ssl_keyfile: a client certificate (mTLS)
-    ssl_keyfile: str | None = None
-    ssl_key_password: SecretStr | None = None
-
-    def client_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {
-            "bootstrap_servers": self.bootstrap_servers,
-            "client_id": self.client_id,
-            "security_protocol": self.security_protocol,
-        }
-        if self.security_protocol in ("SSL", "SASL_SSL"):
-            options["ssl_context"] = self._ssl_context()
-        if self.sasl_mechanism is not None:
-            options["sasl_mechanism"] = self.sasl_mechanism
-            options["sasl_plain_username"] = self.sasl_username
-            password = self.sasl_password
-            options["sasl_plain_password"] = password.get_secret_value() if password else None
-        return options
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        """Verifies the brokers against `ssl_cafile` (or the system's CAs); presents the client
-        certificate when one is configured. A file that cannot be read is a BrokerError naming
-        the setting, never a traceback."""
-        try:
-            context = ssl.create_default_context(cafile=self.ssl_cafile)
-            if self.ssl_certfile:
-                password = self.ssl_key_password
-                context.load_cert_chain(
-                    self.ssl_certfile,
-                    self.ssl_keyfile,
-                    password=password.get_secret_value() if password else None,
-                )
-        except (OSError, ssl.SSLError) as exc:
-            detail = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
-            raise BrokerError(
-                "kafka TLS: cannot load ssl_cafile/ssl_certfile/ssl_keyfile "
-                f"(is the key password right?): {detail}",
-                retriable=False,
-            ) from None
-        return context
-
 
 RevocationHandler = Callable[[set[tuple[str, int]]], Awaitable[None]]
 
@@ -135,7 +64,7 @@ class KafkaSource:
 
     async def __aenter__(self) -> Self:
         self._consumer.subscribe(self._topics, listener=_RebalanceListener(self))
-        await _start(self._consumer, "consumer")
+        await start_client(self._consumer, "consumer")
         return self
 
     async def __aexit__(
@@ -259,21 +188,6 @@ class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
         )
 
 
-async def _start(client: Any, role: str) -> None:
-    """Start an aiokafka consumer or producer, or stop it and raise BrokerError: retriable for
-    the broker's own errors, not for a refused SASL login (aiokafka raises plain errors there)."""
-    try:
-        await client.start()
-    except KafkaError as exc:
-        await client.stop()
-        raise BrokerError(f"cannot start the Kafka {role}: {exc}", retriable=True) from exc
-    except SASL_LOGIN_FAILURES as exc:
-        await client.stop()
-        raise BrokerError(
-            f"cannot start the Kafka {role}: {SASL_REJECTED}", retriable=False
-        ) from exc
-
-
 def _to_source_record(message: Any) -> SourceRecord:
     # Positional: one is built per record, and keywords cost a third more.
     return SourceRecord(
@@ -285,90 +199,3 @@ def _to_source_record(message: Any) -> SourceRecord:
         tuple((name, value or b"") for name, value in message.headers) if message.headers else (),
         message.timestamp,
     )
-
-
-class KafkaPublisher:
-    """The one producer for what the daemon writes to Kafka: dead letters, outcome events.
-
-    A send is retried while the error is retriable, then raises BrokerError: the record is
-    handled again later, so nothing is dropped silently.
-    """
-
-    def __init__(self, connection: KafkaConnection) -> None:
-        # Large enough for a record near the broker's 1 MB limit plus the added headers.
-        self._producer = AIOKafkaProducer(
-            acks="all", max_request_size=4 * 1024 * 1024, **connection.client_options()
-        )
-
-    async def __aenter__(self) -> Self:
-        await _start(self._producer, "producer")
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._producer.stop()
-
-    async def send(
-        self,
-        topic: str,
-        value: bytes | None,
-        *,
-        key: bytes | None = None,
-        headers: Sequence[tuple[str, bytes]] = (),
-    ) -> None:
-        for attempt in range(1, _PUBLISH_ATTEMPTS + 1):
-            try:
-                await self._producer.send_and_wait(
-                    topic, value=value, key=key, headers=list(headers)
-                )
-                return
-            except KafkaError as exc:
-                if not exc.retriable or attempt == _PUBLISH_ATTEMPTS:
-                    raise BrokerError(f"publish to {topic} failed: {exc}", retriable=True) from exc
-                await asyncio.sleep(0.2 * 2**attempt)
-
-
-class KafkaDeadLetters:
-    """Unprocessable records and exhausted calls, keeping their value, key and headers."""
-
-    def __init__(self, publisher: KafkaPublisher, topic: str) -> None:
-        self._publisher = publisher
-        self._topic = topic
-
-    async def publish(self, letter: DeadLetter) -> None:
-        await self._publisher.send(
-            self._topic,
-            letter.record.value,
-            key=letter.record.key,
-            headers=[*letter.record.headers, *dead_letter_headers(letter)],
-        )
-
-
-class KafkaOutcomeEvents:
-    """SUCCEEDED_TRIGGER / FAILED_TRIGGER envelopes, keyed by trigger id, as Formance emits."""
-
-    def __init__(self, publisher: KafkaPublisher, topic: str) -> None:
-        self._publisher = publisher
-        self._topic = topic
-
-    async def publish(self, event: Mapping[str, Any], key: str) -> None:
-        value = json.dumps(event, separators=(",", ":")).encode()
-        await self._publisher.send(self._topic, value, key=key.encode())
-
-
-def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
-    record = letter.record
-    fields = {
-        "reason": letter.reason,
-        "detail": letter.detail,
-        "source-topic": record.topic,
-        "source-partition": str(record.partition),
-        "source-offset": str(record.offset),
-        **({"trigger-id": letter.trigger_id} if letter.trigger_id else {}),
-        **letter.extra_headers,
-    }
-    return [(DEAD_LETTER_HEADER_PREFIX + name, value.encode()) for name, value in fields.items()]

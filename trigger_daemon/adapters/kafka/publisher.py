@@ -1,10 +1,8 @@
-"""What the daemon writes to Kafka: one producer (`KafkaPublisher`) behind the dead-letter and
-outcome-event sinks of `trigger_daemon.ports`.
+"""What the daemon writes to Kafka: one producer (`KafkaPublisher`, retrying by
+`PUBLISH_RETRY_POLICY`) behind the dead-letter and outcome-event sinks of `trigger_daemon.ports`.
 
-A send is retried while aiokafka calls the error retriable; then it
-raises BrokerError, so the record is handled again later and nothing is dropped silently. A
-dead letter keeps the record's value, key and headers and adds `dead-letter-*` headers saying
-why and where it came from.
+A dead letter keeps the record's value, key and headers and adds `dead-letter-*` headers saying
+why it was written and where the record came from.
 """
 
 from __future__ import annotations
@@ -19,18 +17,23 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from trigger_daemon.adapters.kafka.connection import KafkaConnection, start_client
+from trigger_daemon.core.retry import RetryPolicy, backoff_delay
 from trigger_daemon.errors import BrokerError
 from trigger_daemon.ports import DeadLetter
 
 DEAD_LETTER_HEADER_PREFIX = "dead-letter-"
-_PUBLISH_ATTEMPTS = 5
+# Five tries; the waits between them are drawn (full jitter) up to 0.8, 1.6, 3.2 and 6.4 s:
+# about 6 s in all on average, at most 12 s.
+PUBLISH_RETRY_POLICY = RetryPolicy(
+    max_attempts=5, initial_backoff_seconds=0.8, max_backoff_seconds=6.4
+)
 
 
 class KafkaPublisher:
     """The one producer for what the daemon writes to Kafka: dead letters, outcome events.
 
-    A send is retried while the error is retriable, then raises BrokerError: the record is
-    handled again later, so nothing is dropped silently.
+    A send is retried by `PUBLISH_RETRY_POLICY` while aiokafka calls the error retriable, then
+    raises BrokerError: the record is handled again later, so nothing is dropped silently.
     """
 
     def __init__(self, connection: KafkaConnection) -> None:
@@ -59,16 +62,17 @@ class KafkaPublisher:
         key: bytes | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
     ) -> None:
-        for attempt in range(1, _PUBLISH_ATTEMPTS + 1):
+        policy = PUBLISH_RETRY_POLICY
+        for attempt in range(1, policy.max_attempts + 1):
             try:
                 await self._producer.send_and_wait(
                     topic, value=value, key=key, headers=list(headers)
                 )
                 return
             except KafkaError as exc:
-                if not exc.retriable or attempt == _PUBLISH_ATTEMPTS:
+                if not exc.retriable or attempt == policy.max_attempts:
                     raise BrokerError(f"publish to {topic} failed: {exc}", retriable=True) from exc
-                await asyncio.sleep(0.2 * 2**attempt)
+                await asyncio.sleep(backoff_delay(policy, failed_attempts=attempt))
 
 
 class KafkaDeadLetters:

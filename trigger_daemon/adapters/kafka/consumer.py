@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client import Gauge
 
@@ -50,7 +50,7 @@ class KafkaSource:
         self._topics = list(topics)
         self._max_records = max_records
         self._revocation_handler: RevocationHandler | None = None
-        self._joined = False
+        self._has_joined_group = False
         # labels() is slow: one labelled gauge per partition, made when first needed.
         self._lag_gauges: dict[TopicPartition, Gauge] = {}
         self._consumer = AIOKafkaConsumer(
@@ -80,15 +80,15 @@ class KafkaSource:
     def set_revocation_handler(self, handler: RevocationHandler) -> None:
         self._revocation_handler = handler
 
-    async def _revoked(self, revoked: set[TopicPartition]) -> None:
+    async def _handle_revocation(self, revoked: set[TopicPartition]) -> None:
         # Another member reports these partitions' lag from now on: no stale value here.
         self._forget_lag(revoked)
         partitions = {(tp.topic, tp.partition) for tp in revoked}
         if self._revocation_handler is not None and partitions:
             await self._revocation_handler(partitions)
 
-    def _assigned(self, assigned: set[TopicPartition]) -> None:
-        self._joined = True
+    def _handle_assignment(self, assigned: set[TopicPartition]) -> None:
+        self._has_joined_group = True
         # Fetches between the revocation and now still saw the old assignment.
         self._forget_lag(set(self._lag_gauges) - assigned)
 
@@ -96,7 +96,7 @@ class KafkaSource:
         """True once this member has joined its group, even with no partition assigned (more
         members than partitions). It stays true through later rebalances, which aiokafka
         rejoins by itself."""
-        return self._joined
+        return self._has_joined_group
 
     def assigned(self) -> set[tuple[str, int]]:
         return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
@@ -119,7 +119,7 @@ class KafkaSource:
             raise BrokerError(f"fetch failed: {exc}", retriable=exc.retriable) from exc
         await self._record_lag()
         return {
-            (tp.topic, tp.partition): [_to_source_record(message) for message in messages]
+            (tp.topic, tp.partition): [to_source_record(message) for message in messages]
             for tp, messages in batches.items()
             if messages
         }
@@ -173,23 +173,27 @@ class KafkaSource:
 
 
 class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Hands aiokafka's rebalance callbacks to the source."""
+
     def __init__(self, source: KafkaSource) -> None:
         self._source = source
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._source._revoked(revoked)
+        await self._source._handle_revocation(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         # Runs after every join, with an empty set too when there is no partition for us.
-        self._source._assigned(assigned)
+        self._source._handle_assignment(assigned)
         log.info(
             "partitions.assigned",
             partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in assigned),
         )
 
 
-def _to_source_record(message: Any) -> SourceRecord:
-    # Positional: one is built per record, and keywords cost a third more.
+def to_source_record(message: ConsumerRecord) -> SourceRecord:
+    """The pipeline's view of an aiokafka record; a header without a value reads as b"".
+
+    Positional: one is built per record, and keywords cost a third more."""
     return SourceRecord(
         message.topic,
         message.partition,

@@ -1,9 +1,8 @@
 """The orchestration client's HTTP engine: httpx's transport interface over aiohttp.
 
 httpx stays the API the client is written against (auth flows, timeouts, its exceptions);
-aiohttp moves the bytes. Measured against the stub on one machine (bench/RESULTS.md), httpx's
-own transport spends several milliseconds of CPU per request with a pool of 64, growing with
-the pool; over aiohttp a request costs about a tenth of that.
+aiohttp moves the bytes, for much less CPU per request than httpx's own transport, whose cost
+grows with the pool (bench/RESULTS.md).
 
 One aiohttp session, opened on first use inside the running loop, keeps up to
 `max_connections` keep-alive connections. Bodies are read whole inside the transport (the
@@ -13,8 +12,6 @@ a pooled connection, connecting included); aiohttp has no write timeout. Proxies
 environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) as with httpx's default, resolved
 once per scheme and host. aiohttp's errors become httpx's, as httpx's own transport maps
 httpcore's (`_ERRORS`), so a caller sees the same exceptions whichever engine runs.
-
-Imports only httpx and aiohttp.
 """
 
 from __future__ import annotations

@@ -1,0 +1,94 @@
+"""What a runWorkflow answer means: the started instance, or a failure, transient or permanent.
+
+Pure: it reads plain values (status code, body bytes, the Retry-After header, the reason
+phrase, the body's text encoding) and returns a `CallAttempt`, so every kind of answer is a row
+in a unit test. The client reads those values off the HTTP response; retrying is the caller's
+decision (`trigger_daemon.engine.calls`).
+
+A 2xx answer succeeds when its body is a JSON object: Formance's `data` object when there is
+one, else the whole object. Anything else fails, and the failure says why: Formance's
+`errorMessage`, else the start of the body, else the reason phrase. Only the statuses in
+`core.retry.TRANSIENT_STATUSES` are worth trying again, after Retry-After when the answer
+gives one.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from trigger_daemon.core.retry import is_transient_status, parse_retry_after
+from trigger_daemon.ports import CallAttempt
+
+EXCERPT_CHARS = 200  # of a body that is not a Formance error, in a failure's description
+
+
+def classify(
+    workflow_id: str,
+    status: int,
+    body: bytes,
+    *,
+    reason_phrase: str = "",
+    retry_after: str | None = None,
+    encoding: str = "utf-8",
+) -> CallAttempt:
+    """The attempt a runWorkflow answer stands for.
+
+    `retry_after` is the Retry-After header as sent; `encoding` decodes a body that is not
+    JSON into the failure's description. A 2xx answer needs neither, nor `reason_phrase`."""
+    if 200 <= status < 300:
+        instance = _instance(body)
+        if instance is None:
+            return failure(workflow_id, f"HTTP {status}: the answer is not a JSON object", status)
+        return CallAttempt(instance=instance, status_code=status)
+    detail = f"HTTP {status}: {_reason(body, reason_phrase, encoding)}"
+    if not is_transient_status(status):
+        return failure(workflow_id, detail, status)
+    return failure(
+        workflow_id, detail, status, transient=True, retry_after=parse_retry_after(retry_after)
+    )
+
+
+def failure(
+    workflow_id: str,
+    detail: str,
+    status: int | None = None,
+    *,
+    transient: bool = False,
+    retry_after: float | None = None,
+) -> CallAttempt:
+    """A failed attempt, its error naming the call: `runWorkflow <workflow id>: <detail>`."""
+    return CallAttempt(
+        error=f"runWorkflow {workflow_id}: {detail}",
+        status_code=status,
+        transient=transient,
+        retry_after=retry_after,
+    )
+
+
+def json_object(body: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object; None when it is not JSON, not UTF-8 or not an object."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:  # not JSON, or not UTF-8
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _instance(body: bytes) -> dict[str, Any] | None:
+    """The `data` object of a Formance answer, or the whole object when there is none."""
+    parsed = json_object(body)
+    if parsed is None:
+        return None
+    data = parsed.get("data")
+    return data if isinstance(data, dict) else parsed
+
+
+def _reason(body: bytes, reason_phrase: str, encoding: str) -> str:
+    """Formance's `errorMessage`, else the start of the body, else the reason phrase."""
+    parsed = json_object(body)
+    message = parsed.get("errorMessage") if parsed else None
+    if isinstance(message, str) and message:
+        return message
+    excerpt = " ".join(body.decode(encoding, errors="replace").split())[:EXCERPT_CHARS]
+    return excerpt or reason_phrase

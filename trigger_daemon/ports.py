@@ -1,7 +1,7 @@
 """The seams between the pipeline/API and the outside world, as protocols and plain values.
 
-Adapters implement these; the pipeline, the catalog and the API depend only on them.
-This module imports only the core.
+Adapters implement these; the engine, the catalog and the API depend only on them, and
+`trigger_daemon.testing` has an in-memory fake of each.
 """
 
 from __future__ import annotations

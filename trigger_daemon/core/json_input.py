@@ -17,7 +17,6 @@ with what was being read). Integers stay exact.
 a typical event: it parses with orjson, and hands whatever orjson refuses, and every document
 holding a run of 19 or more digits (orjson turns integers beyond 64 bits into floats), to
 `loads`, so its answer and its error are always those of `loads`.
-Imports only the standard library and orjson.
 """
 
 from __future__ import annotations

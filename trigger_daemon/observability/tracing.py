@@ -15,9 +15,6 @@ missing collector costs dropped spans and a logged error, never a blocked event 
 When off, no header is parsed and no span is built: an incoming plain `traceparent` is
 passed to the API as it came, as before tracing existed. The daemon's tracer provider is
 its own, never OpenTelemetry's global one, so tests can inject theirs (`Tracing(provider)`).
-
-Imports the core, ports and calls (for plain values) and OpenTelemetry; core/ must not
-import it (it stays pure).
 """
 
 from __future__ import annotations

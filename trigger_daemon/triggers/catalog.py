@@ -4,7 +4,6 @@ Every change (API create/delete, YAML reconcile) goes through the store first an
 rebuilds the index, so what the pipeline matches is always what the store holds. Changes
 made through another replica are picked up by `watch`, which polls the store's triggers
 revision (one primary-key read) and rebuilds when it moved.
-Imports the core, the store protocol and the errors only.
 """
 
 from __future__ import annotations

@@ -8,12 +8,9 @@ mount replaces its files by swapping a `..data` symlink, which a watch on the fi
 hashing a few small YAML files costs nothing measurable.
 
 A reload reads and validates with the functions the start and `trigger-daemon validate` use
-(config.load_config, config.load_yaml_triggers), so its messages are theirs. Any problem
+(config.load_config, triggers.files.load_yaml_triggers), so its messages are theirs. Any problem
 rejects the whole reload and the previous triggers stay active. A reload that changes nothing
-does not touch the store.
-
-Imports the config, the core's trigger definitions, ports and errors; the catalog is seen
-through the one method it needs.
+does not touch the store. The catalog is seen through the one method it needs.
 """
 
 from __future__ import annotations

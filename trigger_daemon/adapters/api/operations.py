@@ -1,7 +1,8 @@
 """The operations behind both API versions, once each; `routes` gives them paths and names.
 
-Handlers move data only: decisions (validation, matching, paging) live in the core and in
-`paging`. Errors are raised, never answered here: `errors` turns every one into the wire shape.
+Operations move data only: decisions (validation, matching, paging) live in the core and in
+`paging`. Errors are raised, never answered here: `error_mapping` turns every one into the
+wire shape.
 """
 
 from collections.abc import Awaitable, Callable

@@ -1,9 +1,9 @@
 """The v1 and v2 route tables, with the Formance spec's operation ids.
 
-Each router is mounted twice by `app`: at the root and under `/api/orchestration` (the path the
-SDKs and a Formance gateway use); only the root copy appears in the OpenAPI document. With
-authentication on, each route requires its Formance scope: GET routes `orchestration:read`, the
-others (create, delete, test, retry) `orchestration:write`.
+Each router is mounted twice by `application`: at the root and under `/api/orchestration`
+(the path the SDKs and a Formance gateway use); only the root copy appears in the OpenAPI
+document. With authentication on, each route requires its Formance scope: GET routes
+`orchestration:read`, the others (create, delete, test, retry) `orchestration:write`.
 """
 
 from __future__ import annotations

@@ -17,9 +17,8 @@ from trigger_daemon.core.triggers import Trigger
 class SourceRecord(NamedTuple):
     """One Kafka record as the pipeline sees it, independent of the client library.
 
-    A NamedTuple, not a frozen dataclass: one is built per record, and a frozen dataclass's
-    `__init__` costs about 0.9 us against 0.25 us, and it was up to 18 % of the samples on
-    the unmatched path (bench/RESULTS.md)."""
+    A NamedTuple, not a frozen dataclass: one is built per record, and a NamedTuple is built
+    in about a quarter of the time (bench/RESULTS.md)."""
 
     topic: str
     partition: int

@@ -13,7 +13,7 @@ SDK from its standard variables. Export runs in the batch processor's own thread
 missing collector costs dropped spans and a logged error, never a blocked event loop.
 
 When off, no header is parsed and no span is built: an incoming plain `traceparent` is
-passed to the API as it came, as before tracing existed. The daemon's tracer provider is
+passed to the API as it came. The daemon's tracer provider is
 its own, never OpenTelemetry's global one, so tests can inject theirs (`Tracing(provider)`).
 """
 

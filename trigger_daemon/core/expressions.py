@@ -33,7 +33,8 @@ import jmespath.visitor
 
 from trigger_daemon.core.events import Envelope
 from trigger_daemon.core.expression_checks import describe_parse_error, source_problem, tree_problem
-from trigger_daemon.core.paths import Path, plain_path, walk
+from trigger_daemon.core.expression_syntax import FieldPath, FunctionCall, SyntaxNode, syntax_node
+from trigger_daemon.core.paths import Path, walk
 
 _ORDERING: dict[str, Callable[[Any, Any], bool]] = {
     "lt": operator.lt,
@@ -188,7 +189,9 @@ class Expression:
     """A compiled JMESPath expression and its source text."""
 
     source: str
-    _ast: Any  # jmespath's parsed tree
+    _ast: Any  # jmespath's parsed tree, which the interpreter walks
+    # The same tree as typed nodes, for code that reasons about what the expression tests.
+    syntax: SyntaxNode = field(compare=False, repr=False)
     # How a plain path, alone or in to_string(), is answered without the interpreter.
     _shortcut: Callable[[Any], Any] | None = field(default=None, compare=False, repr=False)
 
@@ -222,7 +225,8 @@ def compile_expression(source: str) -> Expression:
     problem = tree_problem(ast, _FUNCTIONS)
     if problem is not None:
         raise ExpressionError(problem)
-    return Expression(source=source, _ast=ast, _shortcut=_shortcut(ast))
+    syntax = syntax_node(ast)
+    return Expression(source=source, _ast=ast, syntax=syntax, _shortcut=_shortcut(syntax))
 
 
 # Vars are mostly `event.x.y` or `to_string(event.x.y)`: walked directly (core.paths), they cost
@@ -230,15 +234,13 @@ def compile_expression(source: str) -> Expression:
 _INTERPRET = object()  # the shortcut's "ask the interpreter": it would build a container
 
 
-def _shortcut(ast: Mapping[str, Any]) -> Callable[[Any], Any] | None:
-    path = plain_path(ast)
-    if path is not None:
-        return functools.partial(_walked, path)
-    if ast["type"] == "function_expression" and ast["value"] == "to_string":
-        (argument,) = ast["children"]  # the arity was checked at compile time
-        path = plain_path(argument)
-        if path is not None:
-            return functools.partial(_walked_to_string, path)
+def _shortcut(tree: SyntaxNode) -> Callable[[Any], Any] | None:
+    if isinstance(tree, FieldPath):
+        return functools.partial(_walked, tree.steps)
+    if isinstance(tree, FunctionCall) and tree.name == "to_string":
+        (argument,) = tree.arguments  # the arity was checked at compile time
+        if isinstance(argument, FieldPath):
+            return functools.partial(_walked_to_string, argument.steps)
     return None
 
 

@@ -7,17 +7,14 @@ Ordering comparisons follow the JMESPath specification: when either side is not 
 result is null. The `jmespath` package raises TypeError for `'a' < 1` instead (an open upstream
 bug), so the interpreter below overrides that one node type.
 
-Expressions come from API callers, so none may hurt the daemon:
-
-    at validation   length (MAX_EXPRESSION_LENGTH), bracket nesting (MAX_NESTING) and syntax-tree
-                    depth (MAX_TREE_DEPTH) are bounded, so compiling and evaluating never recurse
-                    deeply
-    at evaluation   each evaluation may take MAX_EVALUATION_STEPS node visits, and every value it
-                    builds (multi-selects, projections, flattening, function results) may weigh
-                    MAX_VALUE_WEIGHT, about that many bytes as JSON, counted with shared parts
-                    expanded; `[@,@]|[@,@]|...|to_string(@)` would otherwise double its output at
-                    each pipe. Past either bound the evaluation fails with an ExpressionError:
-                    a filter does not match, a var fails, and the next event goes on.
+Expressions come from API callers, so none may hurt the daemon. At compile time their length,
+nesting and tree depth are bounded (core.expression_checks), so compiling and evaluating never
+recurse deeply. While evaluating, each evaluation may take MAX_EVALUATION_STEPS node visits,
+and every value it builds (multi-selects, projections, flattening, function results) may weigh
+MAX_VALUE_WEIGHT, about that many bytes as JSON, counted with shared parts expanded;
+`[@,@]|[@,@]|...|to_string(@)` would otherwise double its output at each pipe. Past either
+bound the evaluation fails with an ExpressionError: a filter does not match, a var fails, and
+the next event goes on.
 """
 
 from __future__ import annotations
@@ -32,11 +29,12 @@ from typing import Any
 import jmespath
 import jmespath.exceptions
 import jmespath.functions
-import jmespath.lexer
 import jmespath.visitor
 
 from trigger_daemon.core.events import Envelope
-from trigger_daemon.core.paths import Path, plain_path, walk
+from trigger_daemon.core.expression_checks import describe_parse_error, source_problem, tree_problem
+from trigger_daemon.core.expression_syntax import FieldPath, FunctionCall, SyntaxNode, syntax_node
+from trigger_daemon.core.paths import Path, walk
 
 _ORDERING: dict[str, Callable[[Any, Any], bool]] = {
     "lt": operator.lt,
@@ -44,14 +42,8 @@ _ORDERING: dict[str, Callable[[Any, Any], bool]] = {
     "gt": operator.gt,
     "gte": operator.ge,
 }
-_COMPARATOR_TOKENS = frozenset({"eq", "ne", "lt", "lte", "gt", "gte"})
-MAX_EXPRESSION_LENGTH = 4096
-MAX_NESTING = 32  # brackets, braces and parentheses inside one another
-MAX_TREE_DEPTH = 64  # a long `a.b.c...` or `x || y || ...` chain nests its syntax tree too
 MAX_EVALUATION_STEPS = 500_000  # node visits: a second or two of work at worst
 MAX_VALUE_WEIGHT = 4_000_000  # about the size as JSON of any value an evaluation builds
-_OPENING = frozenset({"lbracket", "lbrace", "lparen", "filter"})
-_CLOSING = frozenset({"rbracket", "rbrace", "rparen"})
 
 
 class ExpressionError(jmespath.exceptions.JMESPathError):
@@ -197,7 +189,9 @@ class Expression:
     """A compiled JMESPath expression and its source text."""
 
     source: str
-    _ast: Any  # jmespath's parsed tree
+    _ast: Any  # jmespath's parsed tree, which the interpreter walks
+    # The same tree as typed nodes, for code that reasons about what the expression tests.
+    syntax: SyntaxNode = field(compare=False, repr=False)
     # How a plain path, alone or in to_string(), is answered without the interpreter.
     _shortcut: Callable[[Any], Any] | None = field(default=None, compare=False, repr=False)
 
@@ -219,23 +213,20 @@ class Expression:
 
 def compile_expression(source: str) -> Expression:
     """Compile `source`, or raise ExpressionError with a message a person can act on."""
-    if not source.strip():
-        raise ExpressionError("the expression is empty")
-    if len(source) > MAX_EXPRESSION_LENGTH:
-        raise ExpressionError(f"the expression is longer than {MAX_EXPRESSION_LENGTH} characters")
-    tokens = _tokens(source)
-    if tokens is not None:  # compile() reports lexer errors with their own message
-        _check_nesting(tokens)
-        _reject_quoted_identifier_comparisons(tokens)
+    problem = source_problem(source)
+    if problem is not None:
+        raise ExpressionError(problem)
     try:
         ast = jmespath.compile(source).parsed
-        for node in _walk_checking_depth(ast):
-            _check_function(node)
     except jmespath.exceptions.JMESPathError as exc:
-        raise ExpressionError(_describe_parse_error(exc)) from exc
+        raise ExpressionError(describe_parse_error(exc)) from exc
     except RecursionError as exc:
         raise ExpressionError("the expression is nested too deeply") from exc
-    return Expression(source=source, _ast=ast, _shortcut=_shortcut(ast))
+    problem = tree_problem(ast, _FUNCTIONS)
+    if problem is not None:
+        raise ExpressionError(problem)
+    syntax = syntax_node(ast)
+    return Expression(source=source, _ast=ast, syntax=syntax, _shortcut=_shortcut(syntax))
 
 
 # Vars are mostly `event.x.y` or `to_string(event.x.y)`: walked directly (core.paths), they cost
@@ -243,15 +234,13 @@ def compile_expression(source: str) -> Expression:
 _INTERPRET = object()  # the shortcut's "ask the interpreter": it would build a container
 
 
-def _shortcut(ast: Mapping[str, Any]) -> Callable[[Any], Any] | None:
-    path = plain_path(ast)
-    if path is not None:
-        return functools.partial(_walked, path)
-    if ast["type"] == "function_expression" and ast["value"] == "to_string":
-        (argument,) = ast["children"]  # the arity was checked at compile time
-        path = plain_path(argument)
-        if path is not None:
-            return functools.partial(_walked_to_string, path)
+def _shortcut(tree: SyntaxNode) -> Callable[[Any], Any] | None:
+    if isinstance(tree, FieldPath):
+        return functools.partial(_walked, tree.steps)
+    if isinstance(tree, FunctionCall) and tree.name == "to_string":
+        (argument,) = tree.arguments  # the arity was checked at compile time
+        if isinstance(argument, FieldPath):
+            return functools.partial(_walked_to_string, argument.steps)
     return None
 
 
@@ -268,97 +257,6 @@ def _walked_to_string(path: Path, document: Any) -> Any:
     if isinstance(value, list | dict):
         return _INTERPRET
     return json.dumps(value)  # a scalar: null, true, 12, 1.5
-
-
-def _tokens(source: str) -> list[Mapping[str, Any]] | None:
-    try:
-        return [
-            token for token in jmespath.lexer.Lexer().tokenize(source) if token["type"] != "eof"
-        ]
-    except (jmespath.exceptions.JMESPathError, RecursionError, ValueError):
-        return None
-
-
-def _check_nesting(tokens: list[Mapping[str, Any]]) -> None:
-    depth = 0
-    for token in tokens:
-        if token["type"] in _OPENING:
-            depth += 1
-            if depth > MAX_NESTING:
-                raise ExpressionError(
-                    f"the expression is nested too deeply: brackets nest more than {MAX_NESTING} "
-                    f"levels at position {token['start']}"
-                )
-        elif token["type"] in _CLOSING:
-            depth -= 1
-
-
-def _walk_checking_depth(ast: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """Every node of the tree (iteratively); ExpressionError past MAX_TREE_DEPTH."""
-    nodes: list[Mapping[str, Any]] = []
-    stack: list[tuple[Mapping[str, Any], int]] = [(ast, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_TREE_DEPTH:
-            raise ExpressionError(
-                f"the expression is nested too deeply: more than {MAX_TREE_DEPTH} levels "
-                "(a very long chain of |, ||, && or dots?)"
-            )
-        nodes.append(node)
-        stack.extend(
-            (child, depth + 1) for child in node.get("children", ()) if isinstance(child, Mapping)
-        )
-    return nodes
-
-
-def _check_function(node: Mapping[str, Any]) -> None:
-    """Reject unknown functions and wrong argument counts now rather than on every event."""
-    if node.get("type") != "function_expression":
-        return
-    name = node["value"]
-    spec = _FUNCTIONS.get(name)
-    if spec is None:
-        raise ExpressionError(f"unknown function {name}()")
-    signature = spec["signature"]
-    given = len(node["children"])
-    variadic = bool(signature) and signature[-1].get("variadic", False)
-    if (variadic and given < len(signature)) or (not variadic and given != len(signature)):
-        wanted = f"at least {len(signature)}" if variadic else str(len(signature))
-        raise ExpressionError(f"{name}() takes {wanted} argument(s), {given} given")
-
-
-def _describe_parse_error(exc: jmespath.exceptions.JMESPathError) -> str:
-    if isinstance(exc, ExpressionError):
-        return str(exc)
-    position = getattr(exc, "lex_position", None)
-    if isinstance(exc, jmespath.exceptions.LexerError):
-        what = exc.message
-    elif isinstance(exc, jmespath.exceptions.IncompleteExpressionError):
-        what = "incomplete expression"
-    else:
-        what = getattr(exc, "msg", None) or str(exc)
-    return f"{what} at position {position}" if position is not None else what
-
-
-def _reject_quoted_identifier_comparisons(tokens: list[Mapping[str, Any]]) -> None:
-    """Catch `status == "SUCCEEDED"`: in JMESPath a double-quoted word is a field, not a string.
-
-    Only a quoted identifier standing alone next to a comparator is flagged; one that is part
-    of a path (`payload."my-field" == 'x'`) is a legitimate field reference.
-    """
-    for index, token in enumerate(tokens):
-        if token["type"] != "quoted_identifier":
-            continue
-        before = tokens[index - 1]["type"] if index > 0 else None
-        after = tokens[index + 1]["type"] if index + 1 < len(tokens) else None
-        in_path = before == "dot" or after in {"dot", "lbracket", "filter", "flatten"}
-        next_to_comparator = before in _COMPARATOR_TOKENS or after in _COMPARATOR_TOKENS
-        if next_to_comparator and not in_path:
-            word = token["value"]
-            raise ExpressionError(
-                f"\"{word}\" is a field name in JMESPath, not a string; write '{word}' "
-                f'for the string (or @."{word}" if you really mean a field)'
-            )
 
 
 def document_for(envelope: Envelope) -> dict[str, Any]:

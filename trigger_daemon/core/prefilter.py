@@ -14,8 +14,8 @@ order, so matching gives exactly the same triggers and the same filter failures 
 every filter.
 
 Equality follows JMESPath (`jmespath.visitor._equals`): a number equals the same number
-whatever its type (1 == 1.0), but never a boolean (1 != true). Paths are walked directly
-(core.paths). Imports only the core.
+whatever its type (1 == 1.0), but never a boolean (1 != true). Filters are read through their
+typed syntax tree (core.expression_syntax); paths are walked directly (core.paths).
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from trigger_daemon.core.expression_syntax import AllOf, Comparison, FieldPath, LiteralValue
 from trigger_daemon.core.expressions import Expression
-from trigger_daemon.core.paths import Path, plain_path, walk
+from trigger_daemon.core.paths import Path, walk
 from trigger_daemon.core.triggers import CompiledTrigger
 
 LookupKey = tuple[str, Any]
@@ -57,23 +58,19 @@ def lookup_key(value: Any) -> LookupKey | None:
 
 def leading_equality(expression: Expression) -> LeadingEquality | None:
     """The equality a filter starts with, when it is one this index can answer."""
-    node = expression._ast
-    whole = True
-    while node["type"] == "and_expression":  # `a && b && c` nests as ((a && b) && c)
-        node = node["children"][0]
-        whole = False
-    if node["type"] != "comparator" or node["value"] != "eq":
+    tree = expression.syntax
+    # `a && b && c` evaluates `a` first and stops there when it is false.
+    first, whole = (tree.clauses[0], False) if isinstance(tree, AllOf) else (tree, True)
+    if not isinstance(first, Comparison) or first.operator != "eq":
         return None
-    left, right = node["children"]
-    for side, literal in ((left, right), (right, left)):
-        path = plain_path(side)
-        if literal["type"] != "literal" or path is None:
+    for side, literal in ((first.left, first.right), (first.right, first.left)):
+        if not (isinstance(side, FieldPath) and isinstance(literal, LiteralValue)):
             continue
-        value = literal["value"]
+        value = literal.value
         if isinstance(value, float) and not math.isfinite(value):
             return None  # NaN equals nothing, not even itself
         key = lookup_key(value)
-        return None if key is None else LeadingEquality(path, key, whole)
+        return None if key is None else LeadingEquality(side.steps, key, whole)
     return None
 
 

@@ -1,4 +1,6 @@
-"""JMESPath compilation, evaluation per the specification, truthiness and rendering."""
+"""JMESPath evaluation per the specification, within its bounds; truthiness and rendering.
+
+What compilation refuses is in test_expression_checks."""
 
 import dataclasses
 from typing import Any
@@ -96,32 +98,6 @@ def test_document_is_the_envelope_plus_event_holding_the_payload() -> None:
     assert evaluate("event.status == 'SUCCEEDED' && payload.status == 'SUCCEEDED'", document)
     assert evaluate("type", document) == "SAVED_PAYMENT"
     assert evaluate("app", document) == "payments"
-
-
-@pytest.mark.parametrize(
-    ("source", "message"),
-    [
-        ("", "empty"),
-        ("a ==", "incomplete expression at position 4"),
-        ("a b", "Unexpected token: b"),
-        ("a.`bad", "Unclosed ` delimiter"),
-        ("nope(a)", "unknown function nope()"),
-        ("length(a, b)", "length() takes 1 argument(s), 2 given"),
-        ('event.status == "SUCCEEDED"', "'SUCCEEDED' for the string"),
-        ('"PENDING" != status', "is a field name in JMESPath"),
-        ("[" * 2000 + "]" * 2000, "nested too deeply"),
-        ("a" * 5000, "longer than"),
-    ],
-)
-def test_bad_expressions_are_rejected_with_a_reason(source: str, message: str) -> None:
-    with pytest.raises(ExpressionError, match=None) as caught:
-        compile_expression(source)
-    assert message in str(caught.value)
-
-
-def test_quoted_identifiers_inside_paths_are_fields_and_allowed() -> None:
-    assert evaluate('payload."my-field" == `1`', {"payload": {"my-field": 1}}) is True
-    assert evaluate('@."SUCCEEDED" == `1`', {"SUCCEEDED": 1}) is True
 
 
 def test_a_function_given_the_wrong_type_raises_expression_error() -> None:

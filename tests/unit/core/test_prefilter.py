@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from trigger_daemon.core.events import Envelope
 from trigger_daemon.core.expressions import ExpressionError, compile_expression, is_truthy
 from trigger_daemon.core.matching import MatchResult, TriggerIndex
-from trigger_daemon.core.prefilter import leading_equality
+from trigger_daemon.core.prefilter import LeadingEquality, leading_equality
 from trigger_daemon.core.triggers import CompiledTrigger, Trigger, compile_trigger, parse_definition
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -113,7 +113,11 @@ def test_ten_thousand_equalities_on_one_field_find_the_one_that_matches() -> Non
         ("event.a[0].b == `1`", True),
         ("@ == `null`", True),
         ("event.status == 'x' && event.amount > `1`", True),
+        ("(event.status == 'x' && event.a) && event.b", True),
+        ("event.status == 'x' && (event.a && event.b)", True),
         ("event.amount > `1` && event.status == 'x'", False),  # the left side runs first
+        ("(event.amount > `1` && event.status == 'x') && event.b", False),
+        ("event.status == `NaN`", False),  # NaN equals nothing, not even itself
         ("event.status == 'x' || event.b", False),
         ("event.status != 'x'", False),
         ("event.status == event.other", False),
@@ -124,3 +128,19 @@ def test_ten_thousand_equalities_on_one_field_find_the_one_that_matches() -> Non
 )
 def test_only_a_leading_path_equals_scalar_is_indexed(filter_: str, indexed: bool) -> None:
     assert (leading_equality(compile_expression(filter_)) is not None) is indexed
+
+
+@pytest.mark.parametrize(
+    ("filter_", "path", "key", "whole"),
+    [
+        ("event.status == 'x'", ("event", "status"), ("string", "x"), True),
+        ("`1.0` == event.a[0]", ("event", "a", 0), ("number", 1.0), True),
+        ("@ == `null`", (), ("null", None), True),
+        ("event.ok == `true` && event.b", ("event", "ok"), ("bool", True), False),
+        ("(event.ok == `false` && event.b) && event.c", ("event", "ok"), ("bool", False), False),
+    ],
+)
+def test_the_leading_equality_names_its_path_key_and_whether_it_is_the_whole_filter(
+    filter_: str, path: tuple[str | int, ...], key: tuple[str, Any], whole: bool
+) -> None:
+    assert leading_equality(compile_expression(filter_)) == LeadingEquality(path, key, whole)

@@ -8,13 +8,8 @@ from typing import Any
 import pytest
 
 from trigger_daemon.core import json_input
-from trigger_daemon.core.expressions import (
-    MAX_EXPRESSION_LENGTH,
-    MAX_NESTING,
-    MAX_TREE_DEPTH,
-    ExpressionError,
-    compile_expression,
-)
+from trigger_daemon.core.expression_checks import MAX_EXPRESSION_LENGTH, MAX_NESTING, MAX_TREE_DEPTH
+from trigger_daemon.core.expressions import ExpressionError, compile_expression
 from trigger_daemon.core.triggers import MAX_NAME_LENGTH, MAX_VARS, parse_definition
 from trigger_daemon.errors import TriggerValidationError
 

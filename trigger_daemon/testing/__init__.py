@@ -1,14 +1,14 @@
 """In-memory fakes of the ports (`trigger_daemon.ports`), for tests of the engine, the catalog
 and the API without a broker, a database or an orchestration API.
 
-    InMemoryStore         Store: triggers, revision, occurrences, as the SQL store keeps them
-    ScriptedWorkflowApi   WorkflowApi: answers from a script; records requests and their keys
-    ListSource            Source: records from a list; records commits
-    RecordingDeadLetters  DeadLetterSink: keeps the letters
+    InMemoryStore           Store: triggers, revision, occurrences, kept as the SQL store keeps them
+    ScriptedWorkflowApi     WorkflowApi: answers from a script; records requests and their keys
+    ListSource              Source: records from a list; records commits
+    RecordingDeadLetters    DeadLetterSink: keeps the letters
     RecordingOutcomeEvents  OutcomeSink: keeps the events
 
 The store fake runs the same contract suite as the SQL store (tests/integration/test_store.py),
-so the two cannot drift apart. The fakes depend on the core, the ports and the errors only.
+so the two cannot drift apart.
 """
 
 from trigger_daemon.testing.sinks import RecordingDeadLetters, RecordingOutcomeEvents

@@ -1,5 +1,6 @@
 """The pipeline's loop over a list-backed source and a scripted handler: commits never lose
-the last records, and a full pipeline waits for room instead of pausing the consumer."""
+the last records, a full pipeline waits for room instead of pausing the consumer, and a
+revoked partition is committed up to what it finished."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ class FakeHandler:
         self._gates = gates or {}
         self._delay = delay
         self._no_work = no_work
+        self.started = asyncio.Event()  # set once a record is being handled
         self.handled: list[int] = []
 
     def triage(self, record: SourceRecord, decoded: Envelope | Unprocessable) -> Work | None:
@@ -41,6 +43,7 @@ class FakeHandler:
 
     async def handle(self, work: Work) -> None:
         record = work.record
+        self.started.set()
         gate = self._gates.get(record.offset)
         if gate is not None:
             await gate.wait()
@@ -112,3 +115,24 @@ async def test_records_needing_no_work_alone_are_committed_to_the_end() -> None:
 
     assert handler.handled == []
     assert source.commits[-1] == {PARTITION: 4}
+
+
+async def test_a_revoked_partition_commits_its_running_record_and_drops_the_queued_ones() -> None:
+    first_done = asyncio.Event()
+    source = ListSource([record(offset, b"one-key") for offset in range(3)])
+    handler = FakeHandler(gates={0: first_done})
+    stop = asyncio.Event()
+    flow = asyncio.create_task(pipeline(source, handler).run(stop))
+    await asyncio.wait_for(handler.started.wait(), 5)
+
+    revoking = asyncio.create_task(source.revoke({PARTITION}))
+    await asyncio.sleep(0.05)
+    assert not revoking.done()  # it waits for the running record
+    first_done.set()
+    await asyncio.wait_for(revoking, 5)
+    stop.set()
+    await asyncio.wait_for(flow, 5)
+
+    assert handler.handled == [0]  # the next owner reads 1 and 2 again
+    assert source.committed == {PARTITION: 1}
+    assert source.assigned() == set()

@@ -1,7 +1,11 @@
-"""The SQL store against real databases: one suite, one fresh database per test and backend.
+"""The Store contract against real databases and the in-memory fake, and the SQL store itself.
 
-Every test runs on SQLite (a file per test) and on PostgreSQL (a database per test on the
-session's private cluster, see postgres.py). Add a backend by adding a param to `store_url`.
+A test that takes `store` is the contract of `ports.Store`: it runs on SQLite (a file per
+test), on PostgreSQL (a database per test on the session's private cluster, see postgres.py)
+and on `testing.InMemoryStore`, so the fake the unit tests use cannot drift from the real
+store. A test that takes `store_url` is about the SQL store itself (replicas sharing one
+database, reopening, migrations, connection pools) and runs on the SQL backends only; one
+that takes `sqlite_url` on SQLite only. Add a SQL backend by adding it to `SQL_BACKENDS`.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from trigger_daemon.adapters.store.thread_writer import ThreadWriter
 from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, OccurrenceStatus, Outcome
 from trigger_daemon.core.triggers import Trigger, TriggerSource, parse_definition, yaml_trigger_id
 from trigger_daemon.errors import ConfigError, ConflictError, NotFoundError, StoreError
+from trigger_daemon.ports import Store
+from trigger_daemon.testing import InMemoryStore
 from trigger_daemon.triggers.catalog import TriggerCatalog
 
 from .conftest import wait_until
@@ -37,20 +43,30 @@ from .postgres import PostgresCluster
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
+SQL_BACKENDS = ["sqlite", "postgresql"]
+
+
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
-    if request.param == "postgresql":
+    if backend == "postgresql":
         # Asked for only here, so SQLite-only runs (-k sqlite) start no cluster.
         cluster: PostgresCluster = request.getfixturevalue("postgres")
         return cluster.new_database()
-    raise NotImplementedError(request.param)
+    raise NotImplementedError(backend)
 
 
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[SqlStore]:
-    opened = await open_store(store_url)
+@pytest.fixture(params=SQL_BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return database_url(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=[*SQL_BACKENDS, "memory"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "memory":
+        yield InMemoryStore()
+        return
+    opened = await open_store(database_url(request.param, request, tmp_path))
     yield opened
     await opened.close()
 
@@ -94,7 +110,7 @@ def unknown_occurrence(occurrence_id: str) -> Occurrence:
 # Triggers
 
 
-async def test_created_trigger_reads_back_equal_with_aware_utc_date(store: SqlStore) -> None:
+async def test_created_trigger_reads_back_equal_with_aware_utc_date(store: Store) -> None:
     trigger = api_trigger("t-1", "Large deposit")
     await store.create_trigger(trigger)
 
@@ -104,7 +120,7 @@ async def test_created_trigger_reads_back_equal_with_aware_utc_date(store: SqlSt
     assert stored.created_at.tzinfo is UTC
 
 
-async def test_creating_an_existing_id_is_a_conflict(store: SqlStore) -> None:
+async def test_creating_an_existing_id_is_a_conflict(store: Store) -> None:
     await store.create_trigger(api_trigger("t-1", "first"))
 
     with pytest.raises(ConflictError):
@@ -113,14 +129,14 @@ async def test_creating_an_existing_id_is_a_conflict(store: SqlStore) -> None:
     assert (await store.get_trigger("t-1")).name == "first"
 
 
-async def test_triggers_are_listed_oldest_first_then_by_id(store: SqlStore) -> None:
+async def test_triggers_are_listed_oldest_first_then_by_id(store: Store) -> None:
     for trigger in [api_trigger("b", minutes=1), api_trigger("c"), api_trigger("a", minutes=1)]:
         await store.create_trigger(trigger)
 
     assert [t.id for t in await store.list_triggers()] == ["c", "a", "b"]
 
 
-async def test_name_search_is_a_case_insensitive_substring(store: SqlStore) -> None:
+async def test_name_search_is_a_case_insensitive_substring(store: Store) -> None:
     await store.create_trigger(api_trigger("1", "Large USD deposit"))
     await store.create_trigger(api_trigger("2", "small refund", minutes=1))
     await store.create_trigger(api_trigger("3", None, minutes=2))
@@ -129,7 +145,7 @@ async def test_name_search_is_a_case_insensitive_substring(store: SqlStore) -> N
     assert [t.id for t in await store.list_triggers(name="")] == ["1", "2", "3"]
 
 
-async def test_name_search_treats_like_wildcards_literally(store: SqlStore) -> None:
+async def test_name_search_treats_like_wildcards_literally(store: Store) -> None:
     await store.create_trigger(api_trigger("1", "fee_100%"))
     await store.create_trigger(api_trigger("2", "feeX100 total", minutes=1))
     await store.create_trigger(api_trigger("3", "back\\slash", minutes=2))
@@ -139,7 +155,7 @@ async def test_name_search_treats_like_wildcards_literally(store: SqlStore) -> N
     assert [t.id for t in await store.list_triggers(name="k\\s")] == ["3"]
 
 
-async def test_deleting_a_trigger_keeps_its_occurrences(store: SqlStore) -> None:
+async def test_deleting_a_trigger_keeps_its_occurrences(store: Store) -> None:
     await store.create_trigger(api_trigger("t-1"))
     [occurrence] = await store.begin_occurrences([new_occurrence("t-1", "e-1")])
 
@@ -151,7 +167,7 @@ async def test_deleting_a_trigger_keeps_its_occurrences(store: SqlStore) -> None
     assert await store.list_occurrences("t-1", limit=10) == [occurrence]
 
 
-async def test_unknown_ids_raise_not_found(store: SqlStore) -> None:
+async def test_unknown_ids_raise_not_found(store: Store) -> None:
     with pytest.raises(NotFoundError, match="trigger nope not found"):
         await store.get_trigger("nope")
     with pytest.raises(NotFoundError, match="trigger nope not found"):
@@ -165,7 +181,7 @@ async def test_unknown_ids_raise_not_found(store: SqlStore) -> None:
 # YAML reconciliation
 
 
-async def test_reconcile_adds_changes_in_place_and_removes_yaml_triggers(store: SqlStore) -> None:
+async def test_reconcile_adds_changes_in_place_and_removes_yaml_triggers(store: Store) -> None:
     await store.create_trigger(api_trigger("api-1", "from the API"))
     first = await store.replace_yaml_triggers([yaml_trigger("keep"), yaml_trigger("drop")])
     later = T0 + timedelta(days=1)
@@ -184,7 +200,7 @@ async def test_reconcile_adds_changes_in_place_and_removes_yaml_triggers(store: 
     assert by_name["from the API"] == api_trigger("api-1", "from the API")
 
 
-async def test_reconciling_the_same_list_again_changes_nothing(store: SqlStore) -> None:
+async def test_reconciling_the_same_list_again_changes_nothing(store: Store) -> None:
     wanted = [yaml_trigger("a"), yaml_trigger("b")]
     await store.replace_yaml_triggers(wanted)
 
@@ -194,7 +210,7 @@ async def test_reconciling_the_same_list_again_changes_nothing(store: SqlStore) 
     assert (again.added, again.changed, again.removed) == (0, 0, 0)
 
 
-async def test_reconciling_an_empty_list_leaves_api_triggers(store: SqlStore) -> None:
+async def test_reconciling_an_empty_list_leaves_api_triggers(store: Store) -> None:
     await store.create_trigger(api_trigger("api-1"))
     await store.replace_yaml_triggers([yaml_trigger("a")])
 
@@ -225,7 +241,7 @@ async def test_replicas_reconciling_the_same_file_at_once_store_one_copy(
 
 
 async def test_every_trigger_change_moves_the_revision_and_nothing_else_does(
-    store: SqlStore,
+    store: Store,
 ) -> None:
     seen = [await store.triggers_revision()]
 
@@ -277,7 +293,7 @@ async def test_a_trigger_changed_through_one_replica_is_active_on_another_within
 # Occurrences
 
 
-async def test_begin_occurrences_records_pending_rows_in_input_order(store: SqlStore) -> None:
+async def test_begin_occurrences_records_pending_rows_in_input_order(store: Store) -> None:
     new = [new_occurrence("t-2", "e-1"), new_occurrence("t-1", "e-1")]
 
     begun = await store.begin_occurrences(new)
@@ -289,7 +305,7 @@ async def test_begin_occurrences_records_pending_rows_in_input_order(store: SqlS
     assert begun[0].seq > 0
 
 
-async def test_begin_occurrences_again_returns_the_same_rows(store: SqlStore) -> None:
+async def test_begin_occurrences_again_returns_the_same_rows(store: Store) -> None:
     new = [new_occurrence("t-1", "e-1"), new_occurrence("t-2", "e-1")]
     first = await store.begin_occurrences(new)
 
@@ -298,7 +314,7 @@ async def test_begin_occurrences_again_returns_the_same_rows(store: SqlStore) ->
     assert second == first
 
 
-async def test_a_finished_occurrence_stays_final_when_begun_again(store: SqlStore) -> None:
+async def test_a_finished_occurrence_stays_final_when_begun_again(store: Store) -> None:
     [pending] = await store.begin_occurrences([new_occurrence("t-1", "e-1")])
     finished = await store.finish_occurrence(pending, Outcome.failed("HTTP 400", attempts=1))
 
@@ -333,7 +349,7 @@ async def test_replicas_beginning_the_same_occurrences_at_once_share_one_row_eac
     assert len(stored) == 20
 
 
-async def test_an_occurrence_keeps_its_first_outcome(store: SqlStore) -> None:
+async def test_an_occurrence_keeps_its_first_outcome(store: Store) -> None:
     [pending] = await store.begin_occurrences([new_occurrence("t-1", "e-1")])
     first = await store.finish_occurrence(
         pending, Outcome.succeeded({"id": "wi-1"}, attempts=1, vars={})
@@ -345,7 +361,7 @@ async def test_an_occurrence_keeps_its_first_outcome(store: SqlStore) -> None:
     assert await store.get_occurrence(pending.id) == first
 
 
-async def test_finish_occurrence_records_the_outcome(store: SqlStore) -> None:
+async def test_finish_occurrence_records_the_outcome(store: Store) -> None:
     [pending] = await store.begin_occurrences([new_occurrence("t-1", "e-1")])
     instance = {"id": "wi-1", "workflowID": "wf-1", "terminated": False}
     outcome = Outcome.succeeded(instance, attempts=3, vars={"txid": "42"})
@@ -360,11 +376,9 @@ async def test_finish_occurrence_records_the_outcome(store: SqlStore) -> None:
     assert await store.get_occurrence(pending.id) == finished
 
 
-async def test_concurrent_writers_share_transactions_and_each_gets_its_own_rows(
-    store: SqlStore,
-) -> None:
-    # 200 records at once, as the pipeline's workers call: group commit puts many in one
-    # transaction, and each caller must still get back exactly its own rows.
+async def test_concurrent_writers_each_get_back_their_own_rows(store: Store) -> None:
+    # 200 records at once, as the pipeline's workers call: the SQL store's group commit puts
+    # many in one transaction, and each caller must still get back exactly its own rows.
     async def one_record(n: int) -> tuple[str, str]:
         [pending] = await store.begin_occurrences([new_occurrence(f"t-{n % 4}", f"e-{n}")])
         outcome = Outcome.succeeded({"id": f"wi-{n}"}, attempts=1, vars={"n": str(n)})
@@ -381,7 +395,7 @@ async def test_concurrent_writers_share_transactions_and_each_gets_its_own_rows(
 
 
 async def test_two_outcomes_for_one_occurrence_in_one_batch_keep_the_first(
-    store: SqlStore,
+    store: Store,
 ) -> None:
     [pending] = await store.begin_occurrences([new_occurrence("t-1", "e-1")])
 
@@ -394,7 +408,7 @@ async def test_two_outcomes_for_one_occurrence_in_one_batch_keep_the_first(
     assert first.workflow_instance_id == "wi-1"
 
 
-async def test_an_unknown_occurrence_among_known_ones_fails_alone(store: SqlStore) -> None:
+async def test_an_unknown_occurrence_among_known_ones_fails_alone(store: Store) -> None:
     begun = await store.begin_occurrences([new_occurrence("t-1", f"e-{n}") for n in range(3)])
     outcome = Outcome.failed("HTTP 400", attempts=1)
 
@@ -411,7 +425,7 @@ async def test_an_unknown_occurrence_among_known_ones_fails_alone(store: SqlStor
 
 
 async def test_integers_beyond_two_to_the_53_and_any_text_round_trip_exactly(
-    store: SqlStore,
+    store: Store,
 ) -> None:
     amount = 2**70 + 1
     payload = {"postings": [{"amount": amount, "asset": "USD/2"}], "ratio": 0.1, "memo": "café ☕"}
@@ -427,7 +441,7 @@ async def test_integers_beyond_two_to_the_53_and_any_text_round_trip_exactly(
     assert stored.workflow_instance == instance
 
 
-async def test_occurrences_page_newest_first_in_both_directions(store: SqlStore) -> None:
+async def test_occurrences_page_newest_first_in_both_directions(store: Store) -> None:
     mine = await store.begin_occurrences([new_occurrence("t-1", f"e-{n}") for n in range(5)])
     await store.begin_occurrences([new_occurrence("t-other", "e-9")])
     seqs = [o.seq for o in mine]  # ascending: oldest first
@@ -436,11 +450,13 @@ async def test_occurrences_page_newest_first_in_both_directions(store: SqlStore)
     older = await store.list_occurrences("t-1", limit=2, before_seq=newest[-1].seq)
     back = await store.list_occurrences("t-1", limit=2, after_seq=older[0].seq)
     tail = await store.list_occurrences("t-1", limit=10, after_seq=seqs[2])
+    next_up = await store.list_occurrences("t-1", limit=2, after_seq=seqs[0])
 
     assert [o.seq for o in newest] == [seqs[4], seqs[3]]
     assert [o.seq for o in older] == [seqs[2], seqs[1]]
     assert back == newest
     assert [o.seq for o in tail] == [seqs[4], seqs[3]]
+    assert [o.seq for o in next_up] == [seqs[2], seqs[1]]  # the rows just above the cursor
     assert await store.list_occurrences("t-1", limit=10, before_seq=seqs[0]) == []
     assert await store.list_occurrences("nobody", limit=10) == []
 
@@ -535,7 +551,8 @@ async def test_a_postgresql_restart_is_survived_without_reopening_the_store() ->
         await asyncio.to_thread(cluster.stop)
 
 
-async def test_migrated_schema_matches_schema_module(store: SqlStore, store_url: str) -> None:
+async def test_migrated_schema_matches_schema_module(store_url: str) -> None:
+    await (await open_store(store_url)).close()
     engine = create_engine(store_url)
     try:
         async with engine.connect() as conn:
@@ -553,7 +570,8 @@ def _schema_diff(conn: Connection) -> list[object]:
     return list(compare_metadata(context, metadata))
 
 
-async def test_a_database_from_a_newer_release_is_refused(store: SqlStore, store_url: str) -> None:
+async def test_a_database_from_a_newer_release_is_refused(store_url: str) -> None:
+    await (await open_store(store_url)).close()
     engine = create_engine(store_url)
     try:
         async with engine.begin() as conn:
@@ -700,7 +718,7 @@ async def test_memory_store_works_across_calls() -> None:
         await store.close()
 
 
-async def test_only_a_failed_occurrence_can_be_reopened_and_only_once(store: SqlStore) -> None:
+async def test_only_a_failed_occurrence_can_be_reopened_and_only_once(store: Store) -> None:
     [pending] = await store.begin_occurrences([new_occurrence("t-1", "e-1")])
     with pytest.raises(ConflictError, match="is pending; only failed occurrences"):
         await store.reopen_occurrence(pending.id)

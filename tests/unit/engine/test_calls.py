@@ -1,36 +1,14 @@
 """WorkflowCaller: retry policy and circuit breaker over a scripted API, with fake time."""
 
-from collections.abc import Mapping
-
 from trigger_daemon.core.circuit import CircuitBreaker, CircuitSettings
 from trigger_daemon.core.retry import RetryPolicy
 from trigger_daemon.engine.calls import WorkflowCaller
-from trigger_daemon.ports import CallAttempt
+from trigger_daemon.testing import ScriptedWorkflowApi, permanent, succeeded, transient
 
-OK = CallAttempt(instance={"id": "instance-1"}, status_code=201)
-DOWN = CallAttempt(error="connection refused", transient=True)
-BAD = CallAttempt(error="HTTP 404: no such workflow", status_code=404)
+OK = succeeded("instance-1")
+DOWN = transient("connection refused", status_code=None)
+BAD = permanent("HTTP 404: no such workflow", status_code=404)
 POLICY = RetryPolicy(max_attempts=3, initial_backoff_seconds=1.0, max_backoff_seconds=8.0)
-
-
-class ScriptedApi:
-    """Answers from a script, per workflow; the last answer repeats."""
-
-    def __init__(self, **scripts: list[CallAttempt]) -> None:
-        self.scripts = scripts
-        self.calls: list[str] = []
-
-    async def start_workflow(
-        self,
-        workflow_id: str,
-        variables: Mapping[str, str],
-        *,
-        idempotency_key: str,
-        traceparent: str | None = None,
-    ) -> CallAttempt:
-        self.calls.append(workflow_id)
-        script = self.scripts[workflow_id]
-        return script.pop(0) if len(script) > 1 else script[0]
 
 
 class FakeTime:
@@ -43,14 +21,14 @@ class FakeTime:
         self.now += seconds
 
 
-def caller(api: ScriptedApi, time: FakeTime, threshold: int = 100) -> WorkflowCaller:
+def caller(api: ScriptedWorkflowApi, time: FakeTime, threshold: int = 100) -> WorkflowCaller:
     breaker = CircuitBreaker(CircuitSettings(failure_threshold=threshold, probe_interval=5.0))
     return WorkflowCaller(api, POLICY, breaker, sleep=time.sleep, clock=lambda: time.now)
 
 
 async def test_a_transient_failure_then_success_takes_two_requests() -> None:
     time = FakeTime()
-    result = await caller(ScriptedApi(w=[DOWN, OK]), time).run_workflow(
+    result = await caller(ScriptedWorkflowApi(DOWN, OK), time).run_workflow(
         "w", {}, idempotency_key="t:e"
     )
     assert result.succeeded
@@ -59,16 +37,16 @@ async def test_a_transient_failure_then_success_takes_two_requests() -> None:
 
 
 async def test_retries_stop_at_the_policys_attempts() -> None:
-    api = ScriptedApi(w=[DOWN])
+    api = ScriptedWorkflowApi(DOWN)
     result = await caller(api, FakeTime()).run_workflow("w", {}, idempotency_key="t:e")
     assert not result.succeeded
     assert result.transient
     assert result.attempts == 3
-    assert len(api.calls) == 3
+    assert len(api.requests) == 3
 
 
 async def test_a_per_call_policy_overrides_the_default() -> None:
-    api = ScriptedApi(w=[DOWN])
+    api = ScriptedWorkflowApi(DOWN)
     result = await caller(api, FakeTime()).run_workflow(
         "w", {}, idempotency_key="t:e", policy=RetryPolicy(max_attempts=1)
     )
@@ -76,18 +54,18 @@ async def test_a_per_call_policy_overrides_the_default() -> None:
 
 
 async def test_a_permanent_failure_is_not_retried() -> None:
-    api = ScriptedApi(w=[BAD])
+    api = ScriptedWorkflowApi(BAD)
     result = await caller(api, FakeTime()).run_workflow("w", {}, idempotency_key="t:e")
     assert result.error == BAD.error
     assert result.status_code == 404
     assert not result.transient
-    assert api.calls == ["w"]
+    assert [request.workflow_id for request in api.requests] == ["w"]
 
 
 async def test_during_an_outage_calls_wait_for_the_api_instead_of_spending_attempts() -> None:
     time = FakeTime()
     outage = [DOWN] * 12 + [OK]  # far more failures than the policy allows
-    subject = caller(ScriptedApi(w=outage), time, threshold=2)
+    subject = caller(ScriptedWorkflowApi(*outage), time, threshold=2)
     result = await subject.run_workflow("w", {}, idempotency_key="t:e")
     assert result.succeeded
     assert result.attempts == 13
@@ -97,7 +75,7 @@ async def test_during_an_outage_calls_wait_for_the_api_instead_of_spending_attem
 
 async def test_one_always_failing_workflow_among_good_ones_exhausts_its_policy() -> None:
     time = FakeTime()
-    api = ScriptedApi(bad=[DOWN], good=[OK])
+    api = ScriptedWorkflowApi(by_workflow={"bad": [DOWN], "good": [OK]})
     breaker = CircuitBreaker(CircuitSettings(failure_threshold=1))
 
     async def sleep_with_traffic(seconds: float) -> None:

@@ -1,16 +1,17 @@
-"""The pipeline's loop against a fake source: commits never lose the last records, and a full
-pipeline waits for room instead of pausing the consumer."""
+"""The pipeline's loop over a list-backed source and a scripted handler: commits never lose
+the last records, a full pipeline waits for room instead of pausing the consumer, and a
+revoked partition is committed up to what it finished."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
 from trigger_daemon.core.events import Envelope, Unprocessable
 from trigger_daemon.engine.pipeline import Pipeline
 from trigger_daemon.engine.records import RecordHandler, Work
 from trigger_daemon.ports import SourceRecord
+from trigger_daemon.testing import ListSource
 
 PARTITION = ("ledger", 0)
 
@@ -19,53 +20,6 @@ def record(
     offset: int, key: bytes, value: bytes = b'{"type": "COMMITTED_TRANSACTIONS", "payload": {}}'
 ) -> SourceRecord:
     return SourceRecord(topic="ledger", partition=0, offset=offset, key=key, value=value)
-
-
-class FakeSource:
-    """Hands out one batch, then nothing; records commits and fetches made while paused."""
-
-    def __init__(
-        self,
-        batch: list[SourceRecord],
-        on_commit: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
-        self._batch = batch
-        self._on_commit = on_commit
-        self.commits: list[dict[tuple[str, int], int]] = []
-        self.paused = False
-        self.paused_fetches = 0
-
-    async def fetch(
-        self, timeout_seconds: float
-    ) -> Mapping[tuple[str, int], Sequence[SourceRecord]]:
-        self.paused_fetches += self.paused
-        if self._batch and not self.paused:
-            batch, self._batch = self._batch, []
-            return {PARTITION: batch}
-        await asyncio.sleep(0.001)
-        return {}
-
-    async def commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
-        self.commits.append(dict(offsets))
-        if self._on_commit is not None:
-            await self._on_commit()
-
-    def set_revocation_handler(
-        self, handler: Callable[[set[tuple[str, int]]], Awaitable[None]]
-    ) -> None:
-        del handler
-
-    def assigned(self) -> set[tuple[str, int]]:
-        return {PARTITION}
-
-    def pause(self) -> None:
-        self.paused = True
-
-    def resume(self) -> None:
-        self.paused = False
-
-    async def caught_up(self) -> bool:
-        return not self._batch
 
 
 class FakeHandler:
@@ -81,6 +35,7 @@ class FakeHandler:
         self._gates = gates or {}
         self._delay = delay
         self._no_work = no_work
+        self.started = asyncio.Event()  # set once a record is being handled
         self.handled: list[int] = []
 
     def triage(self, record: SourceRecord, decoded: Envelope | Unprocessable) -> Work | None:
@@ -88,6 +43,7 @@ class FakeHandler:
 
     async def handle(self, work: Work) -> None:
         record = work.record
+        self.started.set()
         gate = self._gates.get(record.offset)
         if gate is not None:
             await gate.wait()
@@ -95,7 +51,7 @@ class FakeHandler:
         self.handled.append(record.offset)
 
 
-def pipeline(source: FakeSource, handler: FakeHandler, **options: Any) -> Pipeline:
+def pipeline(source: ListSource, handler: FakeHandler, **options: Any) -> Pipeline:
     return Pipeline(source, cast(RecordHandler, handler), **options)
 
 
@@ -107,7 +63,9 @@ async def test_a_record_finished_while_a_commit_is_on_its_way_is_committed_later
         for _ in range(5):  # let its worker run while this commit is "on the wire"
             await asyncio.sleep(0)
 
-    source = FakeSource([record(0, b"a"), record(1, b"b")], finish_the_second_record_meanwhile)
+    source = ListSource(
+        [record(0, b"a"), record(1, b"b")], on_commit=finish_the_second_record_meanwhile
+    )
     handler = FakeHandler(gates={1: second_done})
 
     await asyncio.wait_for(pipeline(source, handler).run(asyncio.Event(), until_idle=True), 5)
@@ -118,14 +76,14 @@ async def test_a_record_finished_while_a_commit_is_on_its_way_is_committed_later
 
 
 async def test_a_full_pipeline_waits_for_room_instead_of_pausing_the_consumer() -> None:
-    source = FakeSource([record(offset, b"key-%d" % offset) for offset in range(8)])
+    source = ListSource([record(offset, b"key-%d" % offset) for offset in range(8)])
     handler = FakeHandler(delay=0.01)
 
     flow = pipeline(source, handler, max_in_flight=2)
     await asyncio.wait_for(flow.run(asyncio.Event(), until_idle=True), 5)
 
     assert sorted(handler.handled) == list(range(8))
-    assert source.paused_fetches == 0
+    assert source.fetches_while_paused == 0
     assert source.commits[-1] == {PARTITION: 8}
 
 
@@ -134,7 +92,7 @@ async def test_records_needing_no_work_finish_at_once_but_no_commit_passes_a_run
     records = [record(0, b"a", value=b"work")] + [
         record(offset, b"b", value=b"nothing") for offset in range(1, 6)
     ]
-    source = FakeSource(records)
+    source = ListSource(records)
     handler = FakeHandler(gates={0: first_done}, no_work=frozenset({b"nothing"}))
     flow = asyncio.create_task(pipeline(source, handler).run(asyncio.Event(), until_idle=True))
 
@@ -144,15 +102,37 @@ async def test_records_needing_no_work_finish_at_once_but_no_commit_passes_a_run
     await asyncio.wait_for(flow, 5)
 
     assert handler.handled == [0]  # the others never reached the handler
-    assert all(commit[PARTITION] == 0 for commit in commits_while_running)
+    # The five behind it finished at once, but nothing before the running one did: no commit.
+    assert commits_while_running == []
     assert source.commits[-1] == {PARTITION: 6}
 
 
 async def test_records_needing_no_work_alone_are_committed_to_the_end() -> None:
-    source = FakeSource([record(offset, b"k", value=b"nothing") for offset in range(4)])
+    source = ListSource([record(offset, b"k", value=b"nothing") for offset in range(4)])
     handler = FakeHandler(no_work=frozenset({b"nothing"}))
 
     await asyncio.wait_for(pipeline(source, handler).run(asyncio.Event(), until_idle=True), 5)
 
     assert handler.handled == []
     assert source.commits[-1] == {PARTITION: 4}
+
+
+async def test_a_revoked_partition_commits_its_running_record_and_drops_the_queued_ones() -> None:
+    first_done = asyncio.Event()
+    source = ListSource([record(offset, b"one-key") for offset in range(3)])
+    handler = FakeHandler(gates={0: first_done})
+    stop = asyncio.Event()
+    flow = asyncio.create_task(pipeline(source, handler).run(stop))
+    await asyncio.wait_for(handler.started.wait(), 5)
+
+    revoking = asyncio.create_task(source.revoke({PARTITION}))
+    await asyncio.sleep(0.05)
+    assert not revoking.done()  # it waits for the running record
+    first_done.set()
+    await asyncio.wait_for(revoking, 5)
+    stop.set()
+    await asyncio.wait_for(flow, 5)
+
+    assert handler.handled == [0]  # the next owner reads 1 and 2 again
+    assert source.committed == {PARTITION: 1}
+    assert source.assigned() == set()

@@ -1,0 +1,64 @@
+"""The engine's parts over the in-memory fakes (`trigger_daemon.testing`), and events to feed
+them; shared by the engine's unit tests."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from trigger_daemon.core.retry import RetryPolicy
+from trigger_daemon.core.triggers import CompiledTrigger, parse_definition
+from trigger_daemon.engine.calls import WorkflowCaller
+from trigger_daemon.engine.runner import OccurrenceRunner
+from trigger_daemon.ports import OutcomeSink, SourceRecord
+from trigger_daemon.testing import InMemoryStore, ScriptedWorkflowApi
+from trigger_daemon.triggers.catalog import TriggerCatalog
+
+# Three attempts a call, retried at once: the tests wait for nothing.
+POLICY = RetryPolicy(max_attempts=3, initial_backoff_seconds=0.001, max_backoff_seconds=0.001)
+
+SETTLE = {
+    "name": "settle",
+    "event": "SAVED_PAYMENT",
+    "filter": "event.status == 'SUCCEEDED'",
+    "workflowID": "settle-payment",
+    "vars": {"payment": "event.id", "amount": "event.amount"},
+}
+
+
+def payment(
+    payment_id: str = "pay-1", status: str = "SUCCEEDED", amount: int = 1000, **envelope: Any
+) -> dict[str, Any]:
+    """A SAVED_PAYMENT event; `envelope` adds top-level fields (idempotency_key, version)."""
+    payload = {"id": payment_id, "status": status, "amount": amount}
+    return {"app": "payments", "type": "SAVED_PAYMENT", "payload": payload, **envelope}
+
+
+def record(
+    event: dict[str, Any] | bytes, offset: int = 0, headers: tuple[tuple[str, bytes], ...] = ()
+) -> SourceRecord:
+    value = event if isinstance(event, bytes) else json.dumps(event).encode()
+    return SourceRecord("payments", 0, offset, key=None, value=value, headers=headers)
+
+
+async def catalog_with(store: InMemoryStore, *definitions: dict[str, Any]) -> TriggerCatalog:
+    """A catalog whose triggers are `definitions`, created through the API path."""
+    catalog = TriggerCatalog(store)
+    await catalog.refresh()
+    for definition in definitions:
+        await catalog.create(parse_definition(definition))
+    return catalog
+
+
+async def compiled_trigger(store: InMemoryStore, definition: dict[str, Any]) -> CompiledTrigger:
+    catalog = await catalog_with(store, definition)
+    [trigger] = await store.list_triggers()
+    compiled = catalog.compiled(trigger.id)
+    assert compiled is not None
+    return compiled
+
+
+def runner_for(
+    store: InMemoryStore, api: ScriptedWorkflowApi, outcome_events: OutcomeSink | None = None
+) -> OccurrenceRunner:
+    return OccurrenceRunner(store, WorkflowCaller(api, POLICY), outcome_events)

@@ -1,0 +1,194 @@
+"""OccurrenceRunner over the fakes: vars rendered, the call made, the outcome written once and
+announced before it is written."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from trigger_daemon.core.events import Envelope, envelope_from_object
+from trigger_daemon.core.expressions import document_for
+from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, OccurrenceStatus
+from trigger_daemon.core.triggers import CompiledTrigger
+from trigger_daemon.engine.calls import CallResult
+from trigger_daemon.testing import (
+    InMemoryStore,
+    RecordingOutcomeEvents,
+    ScriptedWorkflowApi,
+    permanent,
+    succeeded,
+    transient,
+)
+
+from .builders import POLICY, SETTLE, compiled_trigger, payment, runner_for
+
+
+async def pending(
+    store: InMemoryStore, compiled: CompiledTrigger, event: dict[str, Any]
+) -> Occurrence:
+    [occurrence] = await store.begin_occurrences(
+        [NewOccurrence(compiled.trigger.id, "e-1", event, datetime.now(UTC))]
+    )
+    return occurrence
+
+
+def document(event: dict[str, Any]) -> dict[str, Any]:
+    envelope = envelope_from_object(event)
+    assert isinstance(envelope, Envelope)
+    return document_for(envelope)
+
+
+async def test_the_vars_are_rendered_from_the_event_and_sent_with_the_occurrences_key() -> None:
+    store, api = InMemoryStore(), ScriptedWorkflowApi()
+    compiled = await compiled_trigger(store, SETTLE)
+    event = payment("pay-3", amount=12)
+    occurrence = await pending(store, compiled, event)
+
+    await runner_for(store, api).run(compiled, occurrence, document(event), traceparent="tp")
+
+    [request] = api.requests
+    assert (request.workflow_id, request.variables) == (
+        "settle-payment",
+        {"payment": "pay-3", "amount": "12"},
+    )
+    assert (request.idempotency_key, request.traceparent) == (occurrence.idempotency_key, "tp")
+
+
+async def test_a_success_is_written_with_the_instance_the_vars_and_every_attempt() -> None:
+    store = InMemoryStore()
+    api = ScriptedWorkflowApi(transient(), succeeded("wi-1"))
+    compiled = await compiled_trigger(store, SETTLE)
+    event = payment("pay-3", amount=12)
+    occurrence = await pending(store, compiled, event)
+
+    finished = await runner_for(store, api).run(compiled, occurrence, document(event))
+
+    assert finished == await store.get_occurrence(occurrence.id)
+    assert finished.status is OccurrenceStatus.SUCCEEDED
+    assert (finished.workflow_instance_id, finished.workflow_instance) == ("wi-1", {"id": "wi-1"})
+    assert finished.vars == {"payment": "pay-3", "amount": "12"}
+    assert finished.attempts == 2
+
+
+async def test_a_permanent_failure_is_written_with_its_error_after_one_attempt() -> None:
+    store = InMemoryStore()
+    api = ScriptedWorkflowApi(permanent("HTTP 400: bad vars", status_code=400))
+    compiled = await compiled_trigger(store, SETTLE)
+    occurrence = await pending(store, compiled, payment())
+
+    finished = await runner_for(store, api).run(compiled, occurrence, document(payment()))
+
+    assert (finished.status, finished.error, finished.attempts) == (
+        OccurrenceStatus.FAILED,
+        "HTTP 400: bad vars",
+        1,
+    )
+
+
+async def test_a_var_that_finds_nothing_fails_the_occurrence_without_a_call() -> None:
+    store, api = InMemoryStore(), ScriptedWorkflowApi()
+    compiled = await compiled_trigger(store, {**SETTLE, "vars": {"fee": "event.fee"}})
+    occurrence = await pending(store, compiled, payment())
+
+    finished = await runner_for(store, api).run(compiled, occurrence, document(payment()))
+
+    assert api.requests == []
+    assert finished.status is OccurrenceStatus.FAILED
+    assert "'fee'" in (finished.error or "")
+    assert finished.attempts == 0
+
+
+async def test_attempts_add_up_over_runs_of_one_occurrence() -> None:
+    store = InMemoryStore()
+    api = ScriptedWorkflowApi(transient(), transient(), transient(), succeeded())
+    compiled = await compiled_trigger(store, SETTLE)
+    occurrence = await pending(store, compiled, payment())
+    runner = runner_for(store, api)
+
+    failed = await runner.run(compiled, occurrence, document(payment()))
+    reopened = await store.reopen_occurrence(failed.id)
+    finished = await runner.run(compiled, reopened, document(payment()))
+
+    assert failed.attempts == POLICY.max_attempts
+    assert finished.status is OccurrenceStatus.SUCCEEDED
+    assert finished.attempts == POLICY.max_attempts + 1
+
+
+async def test_a_triggers_own_retry_policy_replaces_the_default() -> None:
+    store, api = InMemoryStore(), ScriptedWorkflowApi(transient())
+    compiled = await compiled_trigger(store, {**SETTLE, "retry": {"maxAttempts": 1}})
+    occurrence = await pending(store, compiled, payment())
+
+    finished = await runner_for(store, api).run(compiled, occurrence, document(payment()))
+
+    assert len(api.requests) == 1
+    assert finished.attempts == 1
+
+
+class OutcomeEventsSeeingTheStore(RecordingOutcomeEvents):
+    """Records, with each event, the status its occurrence had in the store at that moment."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        super().__init__()
+        self._store = store
+        self.stored_status: list[OccurrenceStatus] = []
+
+    async def publish(self, event: Mapping[str, Any], key: str) -> None:
+        occurrence = await self._store.get_occurrence(event["payload"]["id"])
+        self.stored_status.append(occurrence.status)
+        await super().publish(event, key)
+
+
+async def test_the_outcome_event_is_published_before_the_outcome_is_written() -> None:
+    store, api = InMemoryStore(), ScriptedWorkflowApi(succeeded("wi-1"))
+    events = OutcomeEventsSeeingTheStore(store)
+    compiled = await compiled_trigger(store, SETTLE)
+    occurrence = await pending(store, compiled, payment())
+
+    await runner_for(store, api, events).run(compiled, occurrence, document(payment()))
+
+    [(key, event)] = events.published
+    assert key == compiled.trigger.id
+    assert (event["app"], event["type"]) == ("orchestration", "SUCCEEDED_TRIGGER")
+    assert event["payload"] == {
+        "id": occurrence.id,
+        "triggerID": compiled.trigger.id,
+        "workflowInstanceID": "wi-1",
+    }
+    assert events.stored_status == [OccurrenceStatus.PENDING]
+
+
+async def test_a_failure_is_announced_as_failed_trigger_with_its_error() -> None:
+    store, api = InMemoryStore(), ScriptedWorkflowApi(permanent("HTTP 404: gone"))
+    events = RecordingOutcomeEvents()
+    compiled = await compiled_trigger(store, SETTLE)
+    occurrence = await pending(store, compiled, payment())
+
+    await runner_for(store, api, events).run(compiled, occurrence, document(payment()))
+
+    [(_, event)] = events.published
+    assert event["type"] == "FAILED_TRIGGER"
+    assert event["payload"]["error"] == "HTTP 404: gone"
+
+
+async def test_the_before_write_hook_sees_the_call_result_while_the_occurrence_is_pending() -> None:
+    store, api = InMemoryStore(), ScriptedWorkflowApi(transient("HTTP 502: bad gateway"))
+    compiled = await compiled_trigger(store, SETTLE)
+    occurrence = await pending(store, compiled, payment())
+    seen: list[tuple[CallResult, OccurrenceStatus]] = []
+
+    async def before_write(result: CallResult) -> None:
+        seen.append((result, (await store.get_occurrence(occurrence.id)).status))
+
+    await runner_for(store, api).run(
+        compiled, occurrence, document(payment()), before_write=before_write
+    )
+
+    [(result, status)] = seen
+    assert (result.error, result.transient, result.attempts) == (
+        "HTTP 502: bad gateway",
+        True,
+        POLICY.max_attempts,
+    )
+    assert status is OccurrenceStatus.PENDING

@@ -1,0 +1,176 @@
+"""InMemoryStore: `ports.Store` in a few dicts, for tests that need a store but not a database.
+
+It keeps the rules the SQL store keeps, and tests/integration/test_store.py runs the same
+contract against both: one occurrence per (trigger, event), an outcome written once (only a
+pending occurrence is finished), only a failed occurrence reopened, triggers listed oldest
+first, occurrences paged newest first by a store-assigned `seq`, and a revision that moves
+with every trigger change. Nothing is shared between two instances, as two processes on two
+databases would share nothing: replicas need the SQL store.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, OccurrenceStatus, Outcome
+from trigger_daemon.core.triggers import Trigger, TriggerDefinition, TriggerSource
+from trigger_daemon.errors import ConflictError, NotFoundError
+from trigger_daemon.ports import ReconcileResult, Store
+
+# The fields of a user's definition: what makes a YAML trigger "changed" on reconcile.
+_DEFINITION_FIELDS = set(TriggerDefinition.model_fields)
+
+
+class InMemoryStore:
+    def __init__(self) -> None:
+        self.triggers: dict[str, Trigger] = {}
+        self.occurrences: dict[str, Occurrence] = {}  # by id, in insertion (seq) order
+        self._by_pair: dict[tuple[str, str], str] = {}  # (trigger id, event id) -> occurrence id
+        self._revision = 0
+        self._last_seq = 0
+
+    async def ping(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    # Triggers
+
+    async def list_triggers(self, *, name: str | None = None) -> list[Trigger]:
+        found = sorted(self.triggers.values(), key=lambda t: (t.created_at, t.id))
+        if name:
+            wanted = name.lower()
+            found = [t for t in found if t.name is not None and wanted in t.name.lower()]
+        return found
+
+    async def get_trigger(self, trigger_id: str) -> Trigger:
+        try:
+            return self.triggers[trigger_id]
+        except KeyError:
+            raise NotFoundError(f"trigger {trigger_id} not found") from None
+
+    async def create_trigger(self, trigger: Trigger) -> None:
+        if trigger.id in self.triggers:
+            raise ConflictError(f"trigger {trigger.id} already exists")
+        self.triggers[trigger.id] = trigger
+        self._revision += 1
+
+    async def delete_trigger(self, trigger_id: str) -> None:
+        if self.triggers.pop(trigger_id, None) is None:
+            raise NotFoundError(f"trigger {trigger_id} not found")
+        self._revision += 1
+
+    async def replace_yaml_triggers(self, triggers: Sequence[Trigger]) -> ReconcileResult:
+        wanted = {trigger.id: trigger for trigger in triggers}
+        if len(wanted) != len(triggers):
+            raise ValueError("YAML triggers must have distinct ids (distinct names)")
+        stored = {id_: t for id_, t in self.triggers.items() if t.source is TriggerSource.YAML}
+        added = [t for id_, t in wanted.items() if id_ not in stored]
+        changed = [t for id_, t in wanted.items() if id_ in stored and _differ(stored[id_], t)]
+        removed = [id_ for id_ in stored if id_ not in wanted]
+        for trigger in added:
+            # An API trigger that holds the id is left alone, as the SQL store leaves it.
+            self.triggers.setdefault(trigger.id, _as_yaml(trigger))
+        for trigger in changed:  # keeps its id and createdAt
+            created_at = stored[trigger.id].created_at
+            self.triggers[trigger.id] = _as_yaml(trigger).model_copy(
+                update={"created_at": created_at}
+            )
+        for trigger_id in removed:
+            del self.triggers[trigger_id]
+        if added or changed or removed:
+            self._revision += 1
+        unchanged = len(wanted) - len(added) - len(changed)
+        return ReconcileResult(len(added), len(changed), len(removed), unchanged)
+
+    async def triggers_revision(self) -> int:
+        return self._revision
+
+    # Occurrences
+
+    async def begin_occurrences(self, new: Sequence[NewOccurrence]) -> list[Occurrence]:
+        return [self._begin(one) for one in new]
+
+    def _begin(self, new: NewOccurrence) -> Occurrence:
+        pair = (new.trigger_id, new.event_id)
+        existing = self._by_pair.get(pair)
+        if existing is not None:
+            return self.occurrences[existing]
+        self._last_seq += 1
+        occurrence = Occurrence(
+            id=str(uuid.uuid4()),
+            trigger_id=new.trigger_id,
+            event_id=new.event_id,
+            date=new.date,
+            event=new.event,
+            status=OccurrenceStatus.PENDING,
+            seq=self._last_seq,
+        )
+        self.occurrences[occurrence.id] = occurrence
+        self._by_pair[pair] = occurrence.id
+        return occurrence
+
+    async def finish_occurrence(self, occurrence: Occurrence, outcome: Outcome) -> Occurrence:
+        stored = await self.get_occurrence(occurrence.id)
+        if stored.is_final:
+            return stored
+        finished = self.occurrences[stored.id] = stored.finished(outcome)
+        return finished
+
+    async def reopen_occurrence(self, occurrence_id: str) -> Occurrence:
+        stored = await self.get_occurrence(occurrence_id)
+        if stored.status is not OccurrenceStatus.FAILED:
+            raise ConflictError(
+                f"occurrence {occurrence_id} is {stored.status}; "
+                "only failed occurrences can be retried"
+            )
+        reopened = self.occurrences[stored.id] = replace(stored, status=OccurrenceStatus.PENDING)
+        return reopened
+
+    async def get_occurrence(self, occurrence_id: str) -> Occurrence:
+        try:
+            return self.occurrences[occurrence_id]
+        except KeyError:
+            raise NotFoundError(f"occurrence {occurrence_id} not found") from None
+
+    async def list_occurrences(
+        self,
+        trigger_id: str,
+        *,
+        limit: int,
+        before_seq: int | None = None,
+        after_seq: int | None = None,
+    ) -> list[Occurrence]:
+        if limit < 0:
+            raise ValueError(f"limit must not be negative, got {limit}")
+        mine = [
+            o
+            for o in self.occurrences.values()
+            if o.trigger_id == trigger_id
+            and (before_seq is None or o.seq < before_seq)
+            and (after_seq is None or o.seq > after_seq)
+        ]
+        if after_seq is not None:  # the `limit` rows just above the cursor, newest first
+            return mine[:limit][::-1]
+        return mine[::-1][:limit]
+
+
+def _differ(stored: Trigger, wanted: Trigger) -> bool:
+    return stored.model_dump(include=_DEFINITION_FIELDS) != wanted.model_dump(
+        include=_DEFINITION_FIELDS
+    )
+
+
+def _as_yaml(trigger: Trigger) -> Trigger:
+    return trigger.model_copy(update={"source": TriggerSource.YAML})
+
+
+if TYPE_CHECKING:
+
+    def _implements_the_store_port(store: InMemoryStore) -> Store:
+        """mypy checks here that InMemoryStore has every method of ports.Store."""
+        return store

@@ -14,6 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from trigger_daemon.adapters.store import SqlStore, open_store
+from trigger_daemon.config import LoadedConfig, Settings
 from trigger_daemon.devtools.broker import TansuBroker
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 from trigger_daemon.triggers.catalog import TriggerCatalog
@@ -82,6 +83,33 @@ def kafka_settings(broker: TansuBroker, topic: str, **overrides: Any) -> dict[st
         "session_timeout_ms": 2000,
         "heartbeat_interval_ms": 500,
     } | overrides
+
+
+def daemon_settings(
+    broker: TansuBroker, topic: str, stub_url: str, store_url: str, **sections: Any
+) -> dict[str, Any]:
+    """A test daemon's settings, as its YAML config file holds them: the `kafka_settings` of
+    `topic`, the stub orchestration API at `stub_url` behind the gateway path a Formance
+    stack serves it on, the store at `store_url` and the API on a free port. Each keyword is
+    a top-level section: a dict is merged into the section already there
+    (`kafka={"group_id": ...}`), anything else sets it (`triggers=[...]`)."""
+    settings: dict[str, Any] = {
+        "kafka": kafka_settings(broker, topic),
+        "orchestration": {"base_url": f"{stub_url}/api/orchestration"},
+        "store": {"url": store_url},
+        "api": {"port": 0},
+    }
+    for name, section in sections.items():
+        present = settings.get(name)
+        merge = isinstance(present, dict) and isinstance(section, dict)
+        settings[name] = present | section if merge else section
+    return settings
+
+
+def in_process(settings: dict[str, Any]) -> LoadedConfig:
+    """`settings` as the daemon loads them, for a `Daemon` run inside the test (no file, and
+    no TRIGGER_DAEMON_ variables of the environment)."""
+    return LoadedConfig(settings=Settings.model_validate(settings), path=None)
 
 
 async def produce(

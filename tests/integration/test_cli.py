@@ -18,7 +18,7 @@ from trigger_daemon.devtools import events
 from trigger_daemon.devtools.broker import TansuBroker, free_port
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 
-from .conftest import kafka_settings, produce, wait_until
+from .conftest import daemon_settings, produce, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIG = REPO / "config" / "trigger-daemon.yaml"
@@ -124,12 +124,14 @@ async def test_run_serves_the_api_processes_events_and_stops_cleanly_on_sigterm(
     config = tmp_path / "daemon.yaml"
     config.write_text(
         yaml.safe_dump(
-            {
-                "kafka": kafka_settings(broker, topic, group_id=topic),
-                "orchestration": {"base_url": stub.url, "api_version": "v1"},
-                "store": {"url": f"sqlite:///{tmp_path}/store.db"},
-                "api": {"port": port},
-                "triggers": [
+            daemon_settings(
+                broker,
+                topic,
+                stub.url,
+                f"sqlite:///{tmp_path}/store.db",
+                orchestration={"api_version": "v1"},
+                api={"port": port},
+                triggers=[
                     {
                         "name": "succeeded",
                         "event": "SAVED_PAYMENT",
@@ -138,7 +140,7 @@ async def test_run_serves_the_api_processes_events_and_stops_cleanly_on_sigterm(
                         "vars": {"payment": "event.id"},
                     }
                 ],
-            }
+            )
         )
     )
     process = await asyncio.create_subprocess_exec(

@@ -21,7 +21,7 @@ from trigger_daemon.devtools import events
 from trigger_daemon.devtools.broker import TansuBroker
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 
-from .conftest import kafka_settings, produce_many, wait_until
+from .conftest import daemon_settings, produce_many, wait_until
 from .processes import DaemonProcess
 
 pytestmark = pytest.mark.slow
@@ -46,21 +46,24 @@ async def stream_topic(broker: TansuBroker, topic: str) -> str:
 def config(
     broker: TansuBroker, stub: StubOrchestration, topic: str, tmp_path: Path, **extra: Any
 ) -> dict[str, Any]:
-    return {
-        "kafka": kafka_settings(broker, topic, session_timeout_ms=3000),
-        "orchestration": {
-            "base_url": stub.url,
+    settings = daemon_settings(
+        broker,
+        topic,
+        stub.url,
+        f"sqlite:///{tmp_path}/store.db",
+        kafka={"session_timeout_ms": 3000},
+        orchestration={
             "retry": {
                 "max_attempts": 5,
                 "initial_backoff_seconds": 0.05,
                 "max_backoff_seconds": 0.5,
             },
         },
-        "store": {"url": f"sqlite:///{tmp_path}/store.db"},
-        "pipeline": {"max_in_flight": 64},
-        "shutdown_grace_seconds": 10,
-        "triggers": [TRIGGER],
-    } | extra
+        pipeline={"max_in_flight": 64},
+        shutdown_grace_seconds=10,
+        triggers=[TRIGGER],
+    )
+    return settings | extra
 
 
 def transactions(count: int, keys: int = 40) -> list[tuple[bytes | None, bytes]]:

@@ -11,14 +11,13 @@ import pytest
 
 from trigger_daemon.adapters.store import open_store
 from trigger_daemon.app import Daemon
-from trigger_daemon.config import LoadedConfig, Settings
 from trigger_daemon.core.occurrences import OccurrenceStatus
 from trigger_daemon.core.triggers import yaml_trigger_id
 from trigger_daemon.devtools import events
 from trigger_daemon.devtools.broker import TansuBroker
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 
-from .conftest import committed_offset, kafka_settings, produce_many, wait_until
+from .conftest import committed_offset, daemon_settings, in_process, produce_many, wait_until
 from .processes import DaemonProcess
 
 # Transactions into `slow:` accounts run a slow workflow; the others a fast one.
@@ -43,14 +42,14 @@ TRIGGERS = [
 def settings_for(
     broker: TansuBroker, stub: StubOrchestration, topic: str, tmp_path: Path, **pipeline: Any
 ) -> dict[str, Any]:
-    return {
-        "kafka": kafka_settings(broker, topic),
-        "orchestration": {"base_url": stub.url},
-        "store": {"url": f"sqlite:///{tmp_path}/store.db"},
-        "api": {"port": 0},
-        "pipeline": pipeline,
-        "triggers": TRIGGERS,
-    }
+    return daemon_settings(
+        broker,
+        topic,
+        stub.url,
+        f"sqlite:///{tmp_path}/store.db",
+        pipeline=pipeline,
+        triggers=TRIGGERS,
+    )
 
 
 def transaction(tx_id: int, destination: str, key: str) -> tuple[bytes, bytes]:
@@ -67,11 +66,7 @@ async def test_one_keys_records_arrive_in_order_while_other_keys_overtake(
     records += [transaction(100 + n, f"users:{n}", f"account-{n}") for n in range(30)]
     await produce_many(broker.bootstrap_servers, topic, records)
 
-    daemon = Daemon(
-        LoadedConfig(
-            settings=Settings.model_validate(settings_for(broker, stub, topic, tmp_path)), path=None
-        )
-    )
+    daemon = Daemon(in_process(settings_for(broker, stub, topic, tmp_path)))
     await asyncio.wait_for(daemon.run(asyncio.Event(), until_idle=True), timeout=60)
 
     order = [(call.workflow_id, int(call.body["txid"])) for call in stub.calls]
@@ -100,7 +95,7 @@ async def test_an_ordering_key_expression_orders_by_the_events_own_field(
         tmp_path,
         ordering_key="event.transactions[0].postings[0].destination",
     )
-    daemon = Daemon(LoadedConfig(settings=Settings.model_validate(settings), path=None))
+    daemon = Daemon(in_process(settings))
     await asyncio.wait_for(daemon.run(asyncio.Event(), until_idle=True), timeout=60)
 
     order = [(call.workflow_id, int(call.body["txid"])) for call in stub.calls]
@@ -119,7 +114,6 @@ async def test_a_kill_during_out_of_order_completion_loses_nothing(
     records += [transaction(n, f"users:{n}", f"account-{n}") for n in range(1, 41)]
     await produce_many(broker.bootstrap_servers, topic, records)
     settings = settings_for(broker, stub, topic, tmp_path)
-    settings.pop("api")
     first = DaemonProcess(tmp_path, settings, "first")
     second = DaemonProcess(tmp_path, settings, "second")
     try:

@@ -14,14 +14,20 @@ import pytest
 
 from trigger_daemon.adapters.store import open_store
 from trigger_daemon.app import Daemon
-from trigger_daemon.config import LoadedConfig, Settings
 from trigger_daemon.core.occurrences import Occurrence, OccurrenceStatus
 from trigger_daemon.core.triggers import yaml_trigger_id
 from trigger_daemon.devtools import events
 from trigger_daemon.devtools.broker import TansuBroker
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 
-from .conftest import committed_offset, kafka_settings, produce, read_all, wait_until
+from .conftest import (
+    committed_offset,
+    daemon_settings,
+    in_process,
+    produce,
+    read_all,
+    wait_until,
+)
 
 BIG_AMOUNT = 2**64 + 3
 
@@ -54,12 +60,13 @@ def run_daemon(
         api_version: str = "v2",
         dead_letter_topic: str | None = None,
     ) -> Daemon:
-        settings = Settings(
-            kafka=kafka_settings(
-                broker, topic, group_id=f"{topic}-{group_id}", dead_letter_topic=dead_letter_topic
-            ),
+        settings = daemon_settings(
+            broker,
+            topic,
+            stub.url,
+            f"sqlite:///{tmp_path}/store.db",
+            kafka={"group_id": f"{topic}-{group_id}", "dead_letter_topic": dead_letter_topic},
             orchestration={
-                "base_url": f"{stub.url}/api/orchestration",
                 "api_version": api_version,
                 "retry": {
                     "max_attempts": 3,
@@ -67,11 +74,9 @@ def run_daemon(
                     "max_backoff_seconds": 0.05,
                 },
             },
-            store={"url": f"sqlite:///{tmp_path}/store.db"},
-            api={"port": 0},
             triggers=triggers,
         )
-        daemon = Daemon(LoadedConfig(settings=settings, path=None))
+        daemon = Daemon(in_process(settings))
         await asyncio.wait_for(daemon.run(asyncio.Event(), until_idle=True), timeout=60)
         return daemon
 
@@ -305,15 +310,8 @@ async def test_events_without_idempotency_key_use_the_watermill_uuid(
 async def test_a_trigger_created_through_the_api_fires_without_restart(
     broker: TansuBroker, stub: StubOrchestration, topic: str, tmp_path: Path
 ) -> None:
-    settings = Settings.model_validate(
-        {
-            "kafka": kafka_settings(broker, topic, group_id=topic),
-            "orchestration": {"base_url": stub.url},
-            "store": {"url": f"sqlite:///{tmp_path}/store.db"},
-            "api": {"port": 0},
-        }
-    )
-    daemon = Daemon(LoadedConfig(settings=settings, path=None))
+    settings = daemon_settings(broker, topic, stub.url, f"sqlite:///{tmp_path}/store.db")
+    daemon = Daemon(in_process(settings))
     stop = asyncio.Event()
     running = asyncio.create_task(daemon.run(stop))
     try:

@@ -15,13 +15,12 @@ import pytest
 import yaml
 
 from trigger_daemon.app import Daemon
-from trigger_daemon.config import LoadedConfig, Settings
 from trigger_daemon.core.triggers import yaml_trigger_id
 from trigger_daemon.devtools import events
 from trigger_daemon.devtools.broker import TansuBroker
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 
-from .conftest import kafka_settings, produce, wait_until
+from .conftest import daemon_settings, in_process, produce, wait_until
 
 TRIGGER = {
     "name": "settle-payment",
@@ -35,13 +34,9 @@ TRIGGER_ID = yaml_trigger_id("settle-payment")
 def config(
     broker: TansuBroker, stub: StubOrchestration, topic: str, tmp_path: Path
 ) -> dict[str, Any]:
-    return {
-        "kafka": kafka_settings(broker, topic, group_id=topic),
-        "orchestration": {"base_url": stub.url},
-        "store": {"url": f"sqlite:///{tmp_path}/store.db"},
-        "api": {"port": 0},
-        "triggers": [TRIGGER],
-    }
+    return daemon_settings(
+        broker, topic, stub.url, f"sqlite:///{tmp_path}/store.db", triggers=[TRIGGER]
+    )
 
 
 @pytest.fixture
@@ -50,8 +45,7 @@ async def api(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A running daemon whose three occurrences failed with a 404, and a client for its API."""
     stub.fail("settle", 404, error_message="workflow settle not found")
-    settings = Settings.model_validate(config(broker, stub, topic, tmp_path))
-    daemon = Daemon(LoadedConfig(settings=settings, path=None))
+    daemon = Daemon(in_process(config(broker, stub, topic, tmp_path)))
     stop = asyncio.Event()
     running = asyncio.create_task(daemon.run(stop))
     try:

@@ -19,7 +19,7 @@ from trigger_daemon.devtools import events
 from trigger_daemon.devtools.broker import TansuBroker
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 
-from .conftest import kafka_settings, produce, wait_until
+from .conftest import daemon_settings, produce, wait_until
 from .processes import COMMAND, DaemonProcess
 
 pytestmark = pytest.mark.slow
@@ -47,12 +47,15 @@ BROKEN = trigger("broken", "wx", filter='event.status == "DONE"')
 def config(
     broker: TansuBroker, stub: StubOrchestration, topic: str, tmp_path: Path, **extra: Any
 ) -> dict[str, Any]:
-    return {
-        "kafka": kafka_settings(broker, topic, session_timeout_ms=3000),
-        "orchestration": {"base_url": stub.url},
-        "store": {"url": f"sqlite:///{tmp_path}/store.db"},
-        "shutdown_grace_seconds": 5,
-    } | extra
+    return daemon_settings(
+        broker,
+        topic,
+        stub.url,
+        f"sqlite:///{tmp_path}/store.db",
+        kafka={"session_timeout_ms": 3000},
+        shutdown_grace_seconds=5,
+        **extra,
+    )
 
 
 def write_triggers(path: Path, triggers: list[dict[str, Any]]) -> None:

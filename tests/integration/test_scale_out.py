@@ -32,7 +32,7 @@ from trigger_daemon.devtools import events
 from trigger_daemon.devtools.broker import TansuBroker
 from trigger_daemon.devtools.stub_orchestration import StubCall, StubOrchestration
 
-from .conftest import wait_until
+from .conftest import daemon_settings, wait_until
 from .postgres import PostgresCluster
 from .processes import DaemonProcess
 
@@ -96,25 +96,21 @@ async def stub_for(stubs: dict[str, StubOrchestration], name: str) -> StubOrches
 
 
 def replica_config(
-    broker: TansuBroker, topic: str, group: str, store_url: str, orchestration_url: str
+    broker: TansuBroker, topic: str, group: str, store_url: str, stub_url: str
 ) -> dict[str, Any]:
-    return {
-        "kafka": {
-            "bootstrap_servers": broker.bootstrap_servers,
-            "topics": [topic],
-            "group_id": group,
-            "dead_letter_topic": None,
-            "session_timeout_ms": 3000,
-            "heartbeat_interval_ms": 300,
-        },
-        "orchestration": {
-            "base_url": orchestration_url,
+    return daemon_settings(
+        broker,
+        topic,
+        stub_url,
+        store_url,
+        kafka={"group_id": group, "session_timeout_ms": 3000, "heartbeat_interval_ms": 300},
+        orchestration={
             "retry": {"max_attempts": 5, "initial_backoff_seconds": 0.05, "max_backoff_seconds": 1},
         },
-        "store": {"url": store_url, "poll_interval_seconds": 1.0},
-        "shutdown_grace_seconds": 10,
-        "triggers": TRIGGERS,
-    }
+        store={"poll_interval_seconds": 1.0},
+        shutdown_grace_seconds=10,
+        triggers=TRIGGERS,
+    )
 
 
 def transaction_records(count: int) -> list[Record]:

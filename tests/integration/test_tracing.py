@@ -15,14 +15,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from trigger_daemon.app import Daemon
-from trigger_daemon.config import LoadedConfig, Settings
 from trigger_daemon.core.triggers import yaml_trigger_id
 from trigger_daemon.devtools import events
 from trigger_daemon.devtools.broker import TansuBroker
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 from trigger_daemon.observability.tracing import Tracing
 
-from .conftest import produce
+from .conftest import daemon_settings, in_process, produce
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PUBLISHER_SPAN_ID = "00f067aa0ba902b7"
@@ -60,24 +59,15 @@ def run_daemon(
     provider.add_span_processor(SimpleSpanProcessor(exporter))
 
     async def run() -> None:
-        settings = Settings(
-            kafka={
-                "bootstrap_servers": broker.bootstrap_servers,
-                "topics": [topic],
-                "group_id": f"{topic}-daemon",
-                "session_timeout_ms": 2000,
-                "heartbeat_interval_ms": 500,
-            },
-            orchestration={
-                "base_url": f"{stub.url}/api/orchestration",
-                "api_version": "v2",
-                "retry": {"max_attempts": 1},
-            },
-            store={"url": f"sqlite:///{tmp_path}/store.db"},
-            api={"port": 0},
+        settings = daemon_settings(
+            broker,
+            topic,
+            stub.url,
+            f"sqlite:///{tmp_path}/store.db",
+            orchestration={"api_version": "v2", "retry": {"max_attempts": 1}},
             triggers=[TRIGGER],
         )
-        daemon = Daemon(LoadedConfig(settings=settings, path=None), tracing=Tracing(provider))
+        daemon = Daemon(in_process(settings), tracing=Tracing(provider))
         await asyncio.wait_for(daemon.run(asyncio.Event(), until_idle=True), timeout=60)
 
     yield run

@@ -5,23 +5,11 @@ from pathlib import Path
 import pytest
 
 from trigger_daemon.config import load_config
-from trigger_daemon.errors import ConfigError
 from trigger_daemon.triggers.files import load_yaml_triggers
 
+from .configs import config_error, write
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "trigger-daemon.yaml"
-
-
-def write(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
-    path = tmp_path / name
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(text)
-    return path
-
-
-def config_error(path: Path | None) -> str:
-    with pytest.raises(ConfigError) as caught:
-        load_yaml_triggers(load_config(path))
-    return str(caught.value)
 
 
 def test_the_example_config_and_its_triggers_are_valid() -> None:

@@ -8,21 +8,11 @@ import pytest
 from trigger_daemon.adapters.kafka import KafkaConnection
 from trigger_daemon.app import api_auth
 from trigger_daemon.config import is_loopback, load_config
-from trigger_daemon.errors import BrokerError, ConfigError
+from trigger_daemon.errors import BrokerError
+
+from .configs import config_error, write
 
 TOKEN = "tok-0123456789abcdef-secret"
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "config.yaml"
-    path.write_text(text)
-    return path
-
-
-def config_error(path: Path | None) -> str:
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-    return str(caught.value)
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3", "trigger-daemon.internal"])

@@ -15,7 +15,6 @@ A record whose handling fails (store or broker trouble) is tried again in place 
 back-off: its key waits, its partition's commit point does not pass it, and nothing is lost.
 Before partitions move to another member, their queued records are dropped (the next owner
 reads them again), the ones being handled are finished, and the commit point is committed.
-Imports the handler and the ports only.
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ from trigger_daemon.core.expressions import (
     render_value,
 )
 from trigger_daemon.core.offsets import PartitionProgress
+from trigger_daemon.core.retry import RetryPolicy, backoff_delay
 from trigger_daemon.engine.records import RecordHandler, Work
 from trigger_daemon.errors import BrokerError
 from trigger_daemon.observability import metrics
@@ -45,7 +45,9 @@ log = structlog.get_logger(__name__)
 
 FETCH_TIMEOUT_SECONDS = 0.2
 COMMIT_INTERVAL_SECONDS = 0.2
-_MAX_RETRY_BACKOFF_SECONDS = 30.0
+# The back-off before a failed record is handled again in place. Its max_attempts is never
+# read: the record is retried until it succeeds, since giving up on it would lose it.
+IN_PLACE_RETRY = RetryPolicy(initial_backoff_seconds=0.25, max_backoff_seconds=30.0)
 
 Partition = tuple[str, int]
 OrderingKey = tuple[str, int, bytes | str | None]
@@ -183,7 +185,7 @@ class Pipeline:
                     offset=record.offset,
                     failures=failures,
                 )
-                await asyncio.sleep(min(_MAX_RETRY_BACKOFF_SECONDS, 0.25 * 2 ** (failures - 1)))
+                await asyncio.sleep(backoff_delay(IN_PLACE_RETRY, failures))
 
     def _finished(self, record: SourceRecord) -> None:
         partition = (record.topic, record.partition)
@@ -191,9 +193,9 @@ class Pipeline:
         if progress is not None:
             progress.finish(record.offset)
             self._uncommitted.add(partition)
-        self._left(1)
+        self._leave_in_flight(1)
 
-    def _left(self, count: int) -> None:
+    def _leave_in_flight(self, count: int) -> None:
         self._in_flight -= count  # the IN_FLIGHT gauge is set once per fetch, not per record
         if self._in_flight < self._max_in_flight:
             self._room.set()
@@ -249,7 +251,7 @@ class Pipeline:
         for partition in partitions:
             self._progress.pop(partition, None)
             self._uncommitted.discard(partition)
-        self._left(dropped)
+        self._leave_in_flight(dropped)
 
     async def _stop_workers(self) -> None:
         workers = list(self._workers.values())

@@ -4,6 +4,8 @@
   exception tree (`errors.py`, which imports nothing of the project): nothing else.
 - An adapter (`adapters/<name>/`) never imports another adapter.
 - Only the composition root (`app.py`) imports adapters.
+- The fakes (`testing/`) know only the ports and the core; the stub orchestration API
+  (`devtools/stub_orchestration.py`) imports nothing of the daemon, as an outside system.
 """
 
 from __future__ import annotations
@@ -101,3 +103,21 @@ def test_only_the_composition_root_imports_adapters() -> None:
     )
     assert importers == [COMPOSITION_ROOT]
     assert {adapter_of(name) for name in modules} >= {"api", "kafka", "orchestration", "store"}
+
+
+def test_the_fakes_know_only_the_ports_and_what_the_ports_speak_of() -> None:
+    allowed = ("trigger_daemon.core", "trigger_daemon.errors", "trigger_daemon.ports")
+    offenders = [
+        f"{name} imports {imported}"
+        for name, imports in project_modules().items()
+        if name.startswith("trigger_daemon.testing")
+        for imported in imports
+        if imported.startswith("trigger_daemon")
+        and not imported.startswith((*allowed, "trigger_daemon.testing"))
+    ]
+    assert offenders == []
+
+
+def test_the_stub_orchestration_api_stays_an_outside_system() -> None:
+    imports = project_modules()["trigger_daemon.devtools.stub_orchestration"]
+    assert [name for name in imports if name.startswith("trigger_daemon")] == []

@@ -7,7 +7,7 @@ static bearer token or tokens from its own OAuth2 client-credentials endpoint. F
 it can answer after a delay and only count calls (`--count-only`: no call, no instance kept,
 so memory stays flat), which `GET /_stub/stats` reports as `{"calls": n}`.
 
-Imports nothing from the daemon, so it stays an outside system.
+It imports nothing from the daemon, so it stays an outside system (test_layering.py).
 
     python -m trigger_daemon.devtools.stub_orchestration --host 127.0.0.1 --port 8080
     python -m trigger_daemon.devtools.stub_orchestration --port 8080 --delay 0.02 --count-only

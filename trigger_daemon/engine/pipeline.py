@@ -36,7 +36,7 @@ from trigger_daemon.core.expressions import (
 )
 from trigger_daemon.core.offsets import PartitionProgress
 from trigger_daemon.core.retry import RetryPolicy, backoff_delay
-from trigger_daemon.engine.records import RecordHandler, Work
+from trigger_daemon.engine.records import RecordHandler, TriagedRecord
 from trigger_daemon.errors import BrokerError
 from trigger_daemon.observability import metrics
 from trigger_daemon.ports import Source, SourceRecord
@@ -71,7 +71,7 @@ class Pipeline:
         self._must_pause = must_pause
         self._ordering_key = ordering_key
         self._progress: dict[Partition, PartitionProgress] = {}
-        self._queues: dict[OrderingKey, deque[Work]] = {}
+        self._queues: dict[OrderingKey, deque[TriagedRecord]] = {}
         self._workers: dict[OrderingKey, asyncio.Task[None]] = {}
         self._revoking: set[Partition] = set()
         self._uncommitted: set[Partition] = set()
@@ -169,7 +169,7 @@ class Pipeline:
                 if not queue:
                     self._queues.pop(key, None)
 
-    async def _handle_until_done(self, work: Work) -> None:
+    async def _handle_until_done(self, work: TriagedRecord) -> None:
         record = work.record
         failures = 0
         while True:

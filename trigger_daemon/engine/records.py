@@ -33,7 +33,7 @@ WORKFLOW_FAILED_REASON = "workflow-call-failed"
 
 
 @dataclass(frozen=True, slots=True)
-class Work:
+class TriagedRecord:
     """A record that needs handling: dead-lettering, or the triggers it matched."""
 
     record: SourceRecord
@@ -57,13 +57,15 @@ class RecordHandler:
         self._dead_letters = dead_letters
         self._tracing = tracing or Tracing()
 
-    def triage(self, record: SourceRecord, decoded: Envelope | Unprocessable) -> Work | None:
+    def triage(
+        self, record: SourceRecord, decoded: Envelope | Unprocessable
+    ) -> TriagedRecord | None:
         """What `record` needs done, or None when it needs nothing (it matches no trigger).
 
         Synchronous and cheap, so the pipeline can finish most records where it fetched them,
         without a task or a queue. Filter failures are counted and logged here, once."""
         if isinstance(decoded, Unprocessable):
-            return Work(record, decoded)
+            return TriagedRecord(record, decoded)
         index = self._catalog.index
         if not index.has_type(decoded.type):
             return None  # most event types have no trigger: no document to build
@@ -83,9 +85,9 @@ class RecordHandler:
         if not match.triggers:
             return None
         metrics.series(metrics.EVENTS_MATCHED, decoded.type).inc()
-        return Work(record, decoded, document, match.triggers)
+        return TriagedRecord(record, decoded, document, match.triggers)
 
-    async def handle(self, work: Work) -> None:
+    async def handle(self, work: TriagedRecord) -> None:
         """Take one record's work (from `triage`) to a durable outcome, or raise: then it is
         handled again."""
         record, decoded = work.record, work.decoded

@@ -35,10 +35,11 @@ class Redrive:
         return await self._run(occurrence)
 
     async def _run(self, failed: Occurrence) -> Occurrence:
-        occurrence = await self._store.reopen_occurrence(failed.id)
-        compiled = self._catalog.compiled(occurrence.trigger_id) or compile_trigger(
-            await self._store.get_trigger(occurrence.trigger_id)
+        # The trigger first: reopened, an occurrence whose trigger is gone would stay pending.
+        compiled = self._catalog.compiled(failed.trigger_id) or compile_trigger(
+            await self._store.get_trigger(failed.trigger_id)
         )
+        occurrence = await self._store.reopen_occurrence(failed.id)
         envelope = envelope_from_object(occurrence.event)
         if isinstance(envelope, Unprocessable):  # stored events were valid when recorded
             raise ConflictError(f"occurrence {occurrence.id}: {envelope.detail}")

@@ -9,7 +9,7 @@ from typing import Any, cast
 
 from trigger_daemon.core.events import Envelope, Unprocessable
 from trigger_daemon.engine.pipeline import Pipeline
-from trigger_daemon.engine.records import RecordHandler, Work
+from trigger_daemon.engine.records import RecordHandler, TriagedRecord
 from trigger_daemon.ports import SourceRecord
 from trigger_daemon.testing import ListSource
 
@@ -38,10 +38,12 @@ class FakeHandler:
         self.started = asyncio.Event()  # set once a record is being handled
         self.handled: list[int] = []
 
-    def triage(self, record: SourceRecord, decoded: Envelope | Unprocessable) -> Work | None:
-        return None if record.value in self._no_work else Work(record, decoded)
+    def triage(
+        self, record: SourceRecord, decoded: Envelope | Unprocessable
+    ) -> TriagedRecord | None:
+        return None if record.value in self._no_work else TriagedRecord(record, decoded)
 
-    async def handle(self, work: Work) -> None:
+    async def handle(self, work: TriagedRecord) -> None:
         record = work.record
         self.started.set()
         gate = self._gates.get(record.offset)

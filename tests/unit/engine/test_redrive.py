@@ -11,6 +11,7 @@ from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, Occurrenc
 from trigger_daemon.engine.redrive import Redrive
 from trigger_daemon.errors import ConflictError, NotFoundError
 from trigger_daemon.testing import InMemoryStore, ScriptedWorkflowApi, permanent, succeeded
+from trigger_daemon.triggers.catalog import TriggerCatalog
 
 from .builders import SETTLE, catalog_with, payment, runner_for
 
@@ -21,11 +22,16 @@ class Setup:
     """A Redrive over the fakes, with one trigger (SETTLE) to store occurrences of."""
 
     def __init__(
-        self, store: InMemoryStore, api: ScriptedWorkflowApi, redrive: Redrive, trigger_id: str
+        self,
+        store: InMemoryStore,
+        api: ScriptedWorkflowApi,
+        catalog: TriggerCatalog,
+        trigger_id: str,
     ) -> None:
         self.store = store
         self.api = api
-        self.redrive = redrive
+        self.catalog = catalog
+        self.redrive = Redrive(catalog, store, runner_for(store, api))
         self.trigger_id = trigger_id
 
     @classmethod
@@ -33,7 +39,7 @@ class Setup:
         store, api = InMemoryStore(), api or ScriptedWorkflowApi()
         catalog = await catalog_with(store, SETTLE)
         [trigger] = await store.list_triggers()
-        return cls(store, api, Redrive(catalog, store, runner_for(store, api)), trigger.id)
+        return cls(store, api, catalog, trigger.id)
 
     async def occurrence(
         self, status: OccurrenceStatus, event_id: str = "e-1", date: datetime = T0
@@ -109,6 +115,18 @@ async def test_an_occurrence_asked_for_under_another_trigger_is_not_found() -> N
 
     assert setup.api.requests == []
     assert (await setup.store.get_occurrence(failed.id)).status is OccurrenceStatus.FAILED
+
+
+async def test_an_occurrence_of_a_deleted_trigger_is_not_found_and_stays_failed() -> None:
+    setup = await Setup.with_trigger()
+    failed = await setup.occurrence(OccurrenceStatus.FAILED)
+    await setup.catalog.delete(setup.trigger_id)
+
+    with pytest.raises(NotFoundError, match=setup.trigger_id):
+        await setup.redrive.retry(failed.trigger_id, failed.id)
+
+    assert setup.api.requests == []
+    assert await setup.store.get_occurrence(failed.id) == failed
 
 
 async def test_retry_all_runs_each_failed_occurrence_oldest_first_back_to_since() -> None:

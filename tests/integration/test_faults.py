@@ -86,6 +86,15 @@ async def all_succeeded(tmp_path: Path, count: int) -> bool:
     return len(rows) == count and all(r.status is OccurrenceStatus.SUCCEEDED for r in rows)
 
 
+async def until_all_succeeded(tmp_path: Path, count: int) -> None:
+    await wait_until(
+        lambda: all_succeeded(tmp_path, count),
+        within_seconds=120,
+        what="every occurrence to succeed",
+        interval=0.5,
+    )
+
+
 def calls_per_key(stub: StubOrchestration) -> collections.Counter[str | None]:
     return collections.Counter(call.idempotency_key for call in stub.calls)
 
@@ -106,11 +115,7 @@ async def test_sigkill_mid_stream_then_restart_runs_every_pair_once(
         calls_at_kill = len(stub.calls)
 
         second.start()
-        await wait_until(
-            lambda: all_succeeded(tmp_path, count),
-            within_seconds=120,
-            what="every occurrence to succeed",
-        )
+        await until_all_succeeded(tmp_path, count)
     finally:
         daemon.stop_quietly()
         second.stop_quietly()
@@ -151,12 +156,7 @@ async def test_sigterm_finishes_in_flight_work_and_a_restart_repeats_no_call(
         assert not [line for line in first.log_lines() if line.get("level") == "error"]
 
         second.start()
-        await wait_until(
-            lambda: all_succeeded(tmp_path, count),
-            within_seconds=120,
-            what="every occurrence to succeed",
-            interval=0.5,
-        )
+        await until_all_succeeded(tmp_path, count)
     finally:
         first.stop_quietly()
         second.stop_quietly()
@@ -182,12 +182,7 @@ async def test_a_member_joining_mid_stream_takes_partitions_without_duplicate_ru
         await produce_many(broker.bootstrap_servers, stream_topic, transactions(count))
         await wait_until(lambda: len(stub.calls) >= 40, what="the first calls")
         second.start()  # the group rebalances while the first member is busy
-        await wait_until(
-            lambda: all_succeeded(tmp_path, count),
-            within_seconds=120,
-            what="every occurrence to succeed",
-            interval=0.5,
-        )
+        await until_all_succeeded(tmp_path, count)
         per_key = calls_per_key(stub)
         assert len(per_key) == count
         assert max(per_key.values()) == 1
@@ -309,12 +304,7 @@ async def test_a_broker_outage_of_30_seconds_is_ridden_out(
                 assert daemon.returncode is None, daemon.tail()
             finally:
                 os.kill(own_broker.pid, signal.SIGCONT)
-            await wait_until(
-                lambda: all_succeeded(tmp_path, count),
-                within_seconds=120,
-                what="every occurrence to succeed",
-                interval=0.5,
-            )
+            await until_all_succeeded(tmp_path, count)
             assert daemon.returncode is None
         finally:
             daemon.stop_quietly()

@@ -16,7 +16,7 @@ from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 from .conftest import committed_offset, produce_many, wait_until
 from .faulty_daemon import INJECTED
 from .processes import DaemonProcess
-from .test_faults import PARTITIONS, all_succeeded, calls_per_key, config, transactions
+from .test_faults import PARTITIONS, calls_per_key, config, transactions, until_all_succeeded
 from .test_faults import stream_topic as stream_topic  # the fixture
 
 pytestmark = pytest.mark.slow
@@ -67,12 +67,7 @@ async def test_a_dying_trigger_refresh_stops_the_daemon_gracefully_and_loses_not
         )
 
         second.start()
-        await wait_until(
-            lambda: all_succeeded(tmp_path, count),
-            within_seconds=120,
-            what="every occurrence to succeed",
-            interval=0.5,
-        )
+        await until_all_succeeded(tmp_path, count)
     finally:
         faulty.stop_quietly()
         second.stop_quietly()

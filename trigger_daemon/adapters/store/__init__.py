@@ -1,14 +1,14 @@
 """The trigger and occurrence store: `ports.Store` on SQLAlchemy Core, SQLite or PostgreSQL.
 
-Owns the tables (schema.py), their Alembic migrations (migrations/), the engine set-up
-(engine.py), the queries (sql.py) and how occurrence writes are batched and run
-(group_commit.py, thread_writer.py). `open_store(url)` is the one way in: it builds the
-engine, migrates the database to the newest revision and returns a ready `SqlStore`.
-Replicas starting at once on one PostgreSQL database migrate one at a time (an advisory lock,
-see migrations/); the others wait, then find nothing to do.
-
-Imports only the core, ports and errors of this project, plus SQLAlchemy and Alembic; no
-other adapter.
+Owns the tables (schema.py) and their Alembic migrations (migrations/), the engine set-up
+(engine.py), the `SqlStore` itself (sql.py) with its reads (queries.py), the planning of a
+YAML reconciliation (reconcile.py), how occurrence writes are batched and run
+(group_commit.py, occurrence_writes.py, thread_writer.py), what the dialects spell
+differently (dialects.py) and how library errors become StoreError (errors.py).
+`open_store(url)` is the one way in: it builds the engine, migrates the database to the
+newest revision and returns a ready `SqlStore`. Replicas starting at once on one PostgreSQL
+database migrate one at a time (an advisory lock, see migrations/); the others wait, then
+find nothing to do.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from trigger_daemon.adapters.store.engine import (
     sqlite_file_writer,
     writer,
 )
+from trigger_daemon.adapters.store.errors import store_errors
 from trigger_daemon.adapters.store.migrations import upgrade_to_head
-from trigger_daemon.adapters.store.sql import SqlStore, store_errors
+from trigger_daemon.adapters.store.sql import SqlStore
 from trigger_daemon.adapters.store.thread_writer import ThreadWriter
 from trigger_daemon.errors import StoreError
 

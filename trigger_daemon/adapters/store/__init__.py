@@ -28,12 +28,15 @@ from trigger_daemon.adapters.store.errors import store_errors
 from trigger_daemon.adapters.store.migrations import upgrade_to_head
 from trigger_daemon.adapters.store.sql import SqlStore
 from trigger_daemon.adapters.store.thread_writer import ThreadWriter
+from trigger_daemon.core.retry import RetryPolicy, backoff_delay
 from trigger_daemon.errors import StoreError
 
 __all__ = ["PoolLimits", "SqlStore", "open_store"]
 
 
-_OPEN_ATTEMPTS = 6
+# Retries of the first connection and migration. Full jitter waits half the ceiling on
+# average: about 6 s in all before giving up, for a database that is still starting.
+_OPEN_RETRY = RetryPolicy(max_attempts=6, initial_backoff_seconds=0.4, max_backoff_seconds=6.4)
 
 
 async def open_store(url: str, *, pool: PoolLimits | None = None) -> SqlStore:
@@ -54,14 +57,14 @@ async def open_store(url: str, *, pool: PoolLimits | None = None) -> SqlStore:
 async def _migrate_with_retries(engine: AsyncEngine) -> None:
     """Retry a retriable failure at start: a database still starting, or (SQLite) another
     process switching a new file to WAL at the same moment, which busy_timeout does not cover."""
-    for attempt in range(1, _OPEN_ATTEMPTS + 1):
+    for attempt in range(1, _OPEN_RETRY.max_attempts + 1):
         try:
             await _migrate(engine)
             return
         except StoreError as exc:
-            if not exc.retriable or attempt == _OPEN_ATTEMPTS:
+            if not exc.retriable or attempt == _OPEN_RETRY.max_attempts:
                 raise
-            await asyncio.sleep(0.1 * 2**attempt)
+            await asyncio.sleep(backoff_delay(_OPEN_RETRY, attempt))
 
 
 async def _migrate(engine: AsyncEngine) -> None:

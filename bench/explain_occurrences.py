@@ -12,7 +12,7 @@ listing, and the lookup by (trigger, event) that every delivered event makes.
 
 With no --url it starts a private cluster like the tests do (tests/integration/postgres.py:
 Debian's `postgresql` package, initdb in a temporary directory) and removes it afterwards.
-The queries are built by the store's own code (adapters/store/sql.py), so the plans are the
+The queries are built by the store's own code (adapters/store/queries.py), so the plans are the
 daemon's.
 """
 
@@ -33,8 +33,8 @@ sys.path.insert(0, str(REPO))
 
 from tests.integration.postgres import PostgresCluster  # noqa: E402
 from trigger_daemon.adapters.store import open_store  # noqa: E402
+from trigger_daemon.adapters.store.queries import occurrence_page_query  # noqa: E402
 from trigger_daemon.adapters.store.schema import occurrences  # noqa: E402
-from trigger_daemon.adapters.store.sql import _occurrence_page  # noqa: E402
 
 PAGE = 15 + 1  # the API asks for one more than the page size, to know whether more follow
 
@@ -83,7 +83,7 @@ def page(
     trigger_id: str, *, limit: int = PAGE, before: int | None = None, after: int | None = None
 ) -> str:
     """The listing query exactly as the store builds it for PostgreSQL, values inlined."""
-    query: Select[Any] = _occurrence_page("postgresql", trigger_id, limit, before, after)
+    query: Select[Any] = occurrence_page_query("postgresql", trigger_id, limit, before, after)
     return str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
 
 

@@ -1,14 +1,14 @@
 """The trigger and occurrence store: `ports.Store` on SQLAlchemy Core, SQLite or PostgreSQL.
 
-Owns the tables (schema.py), their Alembic migrations (migrations/), the engine set-up
-(engine.py), the queries (sql.py) and how occurrence writes are batched and run
-(group_commit.py, thread_writer.py). `open_store(url)` is the one way in: it builds the
-engine, migrates the database to the newest revision and returns a ready `SqlStore`.
-Replicas starting at once on one PostgreSQL database migrate one at a time (an advisory lock,
-see migrations/); the others wait, then find nothing to do.
-
-Imports only the core, ports and errors of this project, plus SQLAlchemy and Alembic; no
-other adapter.
+Owns the tables (schema.py) and their Alembic migrations (migrations/), the engine set-up
+(engine.py), the `SqlStore` itself (sql.py) with its reads (queries.py), the planning of a
+YAML reconciliation (reconcile.py), how occurrence writes are batched and run
+(group_commit.py, occurrence_writes.py, thread_writer.py), what the dialects spell
+differently (dialects.py) and how library errors become StoreError (errors.py).
+`open_store(url)` is the one way in: it builds the engine, migrates the database to the
+newest revision and returns a ready `SqlStore`. Replicas starting at once on one PostgreSQL
+database migrate one at a time (an advisory lock, see migrations/); the others wait, then
+find nothing to do.
 """
 
 from __future__ import annotations
@@ -24,15 +24,19 @@ from trigger_daemon.adapters.store.engine import (
     sqlite_file_writer,
     writer,
 )
+from trigger_daemon.adapters.store.errors import store_errors
 from trigger_daemon.adapters.store.migrations import upgrade_to_head
-from trigger_daemon.adapters.store.sql import SqlStore, store_errors
+from trigger_daemon.adapters.store.sql import SqlStore
 from trigger_daemon.adapters.store.thread_writer import ThreadWriter
+from trigger_daemon.core.retry import RetryPolicy, backoff_delay
 from trigger_daemon.errors import StoreError
 
 __all__ = ["PoolLimits", "SqlStore", "open_store"]
 
 
-_OPEN_ATTEMPTS = 6
+# Retries of the first connection and migration. Full jitter waits half the ceiling on
+# average: about 6 s in all before giving up, for a database that is still starting.
+_OPEN_RETRY = RetryPolicy(max_attempts=6, initial_backoff_seconds=0.4, max_backoff_seconds=6.4)
 
 
 async def open_store(url: str, *, pool: PoolLimits | None = None) -> SqlStore:
@@ -53,14 +57,14 @@ async def open_store(url: str, *, pool: PoolLimits | None = None) -> SqlStore:
 async def _migrate_with_retries(engine: AsyncEngine) -> None:
     """Retry a retriable failure at start: a database still starting, or (SQLite) another
     process switching a new file to WAL at the same moment, which busy_timeout does not cover."""
-    for attempt in range(1, _OPEN_ATTEMPTS + 1):
+    for attempt in range(1, _OPEN_RETRY.max_attempts + 1):
         try:
             await _migrate(engine)
             return
         except StoreError as exc:
-            if not exc.retriable or attempt == _OPEN_ATTEMPTS:
+            if not exc.retriable or attempt == _OPEN_RETRY.max_attempts:
                 raise
-            await asyncio.sleep(0.1 * 2**attempt)
+            await asyncio.sleep(backoff_delay(_OPEN_RETRY, attempt))
 
 
 async def _migrate(engine: AsyncEngine) -> None:

@@ -16,12 +16,11 @@ PostgreSQL connections come from a bounded pool (`PoolLimits`): a replica holds 
 (then a retriable StoreError), and recycles each after half an hour (proxies and load
 balancers drop idle connections). Connecting and each statement have a timeout, so a server
 that stops answering fails the operation instead of hanging it. There is no ping before each
-use (it cost a quarter of the store's time per event): when a server restart has broken the
+use (it would add a round trip to every operation): when a server restart has broken the
 pooled connections, the first operation fails with a retriable StoreError, which the
 pipeline retries, and SQLAlchemy then replaces every connection older than the failure.
 
-Imports SQLAlchemy, orjson and errors only. The URL (it may hold a password) never goes into a
-message.
+The URL (it may hold a password) never goes into a message.
 """
 
 from __future__ import annotations
@@ -79,9 +78,9 @@ _ORJSON_AS_JSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATAC
 
 
 def _compact_json(value: Any) -> str:
-    """A JSON column's text. orjson writes an event eight times faster than json (the
-    occurrence writes held a tenth of the store's CPU in json); what orjson refuses, such as
-    an integer beyond 64 bits, json writes exactly."""
+    """A JSON column's text. orjson writes an event several times faster than json, and
+    every occurrence write encodes its event; what orjson refuses, such as an integer beyond
+    64 bits, json writes exactly."""
     try:
         return orjson.dumps(value, option=_ORJSON_AS_JSON).decode()
     except orjson.JSONEncodeError:

@@ -2,8 +2,8 @@
 
 Hundreds of records are in flight at once and each wants two small writes (its occurrences,
 then their outcomes). One transaction each costs a round trip per statement plus a commit,
-and SQLite takes its single writer lock for every one of them, so the writes queued behind
-each other and bounded the daemon near 150 events/s. Here the first caller writes at once,
+and SQLite takes its single writer lock for every one of them, so the writes would queue
+behind each other and bound the daemon's throughput. Here the first caller writes at once,
 alone; callers arriving while that write runs wait and go together in the next one. Nobody
 waits for a timer, and under load a transaction carries as many callers as arrived during
 the previous one.

@@ -2,9 +2,9 @@
 
 Through aiosqlite every statement of a transaction is several round trips between the event
 loop and the driver's thread (cursor, execute, fetch, close, then the commit), and each one
-waits its turn in the loop. Under load that put 35-50 ms on a group commit of a few hundred
-rows whose SQLite work takes 2-3 ms, and as the writes of one SQLite database run one after
-another, the store bounded the daemon. Here the transaction runs on a synchronous engine in
+waits its turn in the loop. Under load those waits take many times longer than the SQLite
+work of a group commit, and as the writes of one SQLite database run one after another, the
+store would bound the daemon. Here the transaction runs on a synchronous engine in
 a dedicated thread: the loop hands it over once and is told once when it has committed.
 
 Used for SQLite files only: an in-memory database exists in its one connection, and

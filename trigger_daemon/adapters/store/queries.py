@@ -1,0 +1,145 @@
+"""The store's reads: triggers, the triggers revision, occurrences by id, by (trigger, event)
+and a trigger's occurrences page by page.
+
+Each function runs its query on the connection it is given and returns models, not rows.
+The reads of the store's API are async; those an occurrence write makes within its own
+transaction (occurrence_writes.py) take that transaction's synchronous connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, select, tuple_
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from trigger_daemon.adapters.store.rows import occurrence_from_row, trigger_from_row
+from trigger_daemon.adapters.store.schema import (
+    TRIGGERS_REVISION,
+    occurrences,
+    store_revisions,
+    triggers,
+)
+from trigger_daemon.core.occurrences import Occurrence
+from trigger_daemon.core.triggers import Trigger, TriggerSource
+
+# Bound parameters per SELECT … IN stay far below every backend's limit.
+PAIRS_PER_QUERY = 400
+
+
+# Triggers
+
+
+async def list_triggers(conn: AsyncConnection, name: str | None) -> list[Trigger]:
+    """All triggers, oldest first; those whose name holds `name` (any case) when given."""
+    query = select(triggers).order_by(triggers.c.created_at, triggers.c.id)
+    if name:
+        query = query.where(triggers.c.name.ilike(f"%{_escape_like(name)}%", escape="\\"))
+    rows = (await conn.execute(query)).mappings().all()
+    return [trigger_from_row(row) for row in rows]
+
+
+async def trigger_by_id(conn: AsyncConnection, trigger_id: str) -> Trigger | None:
+    query = select(triggers).where(triggers.c.id == trigger_id)
+    row = (await conn.execute(query)).mappings().first()
+    return None if row is None else trigger_from_row(row)
+
+
+async def yaml_triggers(conn: AsyncConnection) -> dict[str, Trigger]:
+    """The triggers loaded from YAML files, by id."""
+    query = select(triggers).where(triggers.c.source == str(TriggerSource.YAML))
+    rows = (await conn.execute(query)).mappings().all()
+    return {row["id"]: trigger_from_row(row) for row in rows}
+
+
+async def triggers_revision(conn: AsyncConnection) -> int:
+    query = select(store_revisions.c.value).where(store_revisions.c.name == TRIGGERS_REVISION)
+    value = (await conn.execute(query)).scalar_one_or_none()
+    return int(value or 0)
+
+
+def _escape_like(text_: str) -> str:
+    return text_.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# Occurrences
+
+
+async def occurrence_by_id(conn: AsyncConnection, occurrence_id: str) -> Occurrence | None:
+    query = select(occurrences).where(occurrences.c.id == occurrence_id)
+    row = (await conn.execute(query)).mappings().first()
+    return None if row is None else occurrence_from_row(row)
+
+
+def occurrences_by_id(conn: Connection, ids: Sequence[str]) -> dict[str, Occurrence]:
+    """The stored occurrences of `ids`, by id; unknown ids are absent."""
+    found: dict[str, Occurrence] = {}
+    for start in range(0, len(ids), PAIRS_PER_QUERY):
+        query = select(occurrences).where(
+            occurrences.c.id.in_(ids[start : start + PAIRS_PER_QUERY])
+        )
+        for row in conn.execute(query).mappings():
+            found[row["id"]] = occurrence_from_row(row)
+    return found
+
+
+def occurrences_by_pair(
+    conn: Connection, pairs: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], Occurrence]:
+    """The stored occurrences of (trigger id, event id) `pairs`, by pair; unknown ones absent."""
+    found: dict[tuple[str, str], Occurrence] = {}
+    for start in range(0, len(pairs), PAIRS_PER_QUERY):
+        chunk = pairs[start : start + PAIRS_PER_QUERY]
+        key = tuple_(occurrences.c.trigger_id, occurrences.c.event_id)
+        rows = conn.execute(select(occurrences).where(key.in_(chunk))).mappings()
+        for row in rows:
+            found[(row["trigger_id"], row["event_id"])] = occurrence_from_row(row)
+    return found
+
+
+async def occurrence_page(
+    conn: AsyncConnection,
+    trigger_id: str,
+    *,
+    limit: int,
+    before_seq: int | None,
+    after_seq: int | None,
+) -> list[Occurrence]:
+    """Up to `limit` of one trigger's occurrences between the cursors, newest first."""
+    query = occurrence_page_query(conn.dialect.name, trigger_id, limit, before_seq, after_seq)
+    rows = (await conn.execute(query)).mappings().all()
+    page = [occurrence_from_row(row) for row in rows]
+    # Paging towards newer rows reads upwards from the cursor; the answer is newest first.
+    return page[::-1] if after_seq is not None else page
+
+
+def occurrence_page_query(
+    dialect: str, trigger_id: str, limit: int, before_seq: int | None, after_seq: int | None
+) -> Select[Any]:
+    """One trigger's occurrences between the cursors, newest first (oldest first when paging
+    towards newer rows), read from ix_occurrences_trigger_seq starting at the cursor.
+
+    PostgreSQL, given `trigger_id = t ORDER BY seq`, may walk the primary key (seq) backwards
+    from the newest row and filter on trigger_id: it assumes a trigger's rows are spread
+    evenly, and for a trigger whose occurrences are all old it then reads most of the table
+    (bench/explain_occurrences.py shows it). `trigger_id BETWEEN t AND t` selects the same
+    rows but is not an equality to the planner, so ORDER BY (trigger_id, seq) stays an order
+    that only the two-column index gives. SQLite always picks that index, and starts the scan
+    at the cursor only with `=`.
+    """
+    if limit < 0:
+        raise ValueError(f"limit must not be negative, got {limit}")
+    trigger, seq = occurrences.c.trigger_id, occurrences.c.seq
+    of_trigger: ColumnElement[bool]
+    if dialect == "postgresql":
+        of_trigger = trigger.between(trigger_id, trigger_id)
+    else:
+        of_trigger = trigger == trigger_id
+    query = select(occurrences).where(of_trigger).limit(limit)
+    if before_seq is not None:
+        query = query.where(seq < before_seq)
+    if after_seq is not None:
+        return query.where(seq > after_seq).order_by(trigger.asc(), seq.asc())
+    return query.order_by(trigger.desc(), seq.desc())

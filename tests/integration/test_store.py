@@ -27,8 +27,8 @@ from sqlalchemy.engine import Connection
 
 from trigger_daemon.adapters.store import PoolLimits, SqlStore, open_store
 from trigger_daemon.adapters.store.engine import create_engine, sqlite_file_writer
+from trigger_daemon.adapters.store.errors import store_errors
 from trigger_daemon.adapters.store.schema import metadata
-from trigger_daemon.adapters.store.sql import store_errors
 from trigger_daemon.adapters.store.thread_writer import ThreadWriter
 from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, OccurrenceStatus, Outcome
 from trigger_daemon.core.triggers import Trigger, TriggerSource, parse_definition, yaml_trigger_id

@@ -51,8 +51,6 @@ from trigger_daemon.core.triggers import Trigger, TriggerSource
 from trigger_daemon.errors import ConflictError, NotFoundError
 from trigger_daemon.ports import ReconcileResult, Store
 
-__all__ = ["SqlStore", "store_errors"]
-
 Written = TypeVar("Written")
 
 # Names the PostgreSQL advisory lock that makes YAML reconciliations take turns (any constant

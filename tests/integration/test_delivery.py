@@ -22,6 +22,7 @@ from trigger_daemon.adapters.kafka import (
 )
 from trigger_daemon.adapters.orchestration import OrchestrationClient
 from trigger_daemon.adapters.store import SqlStore
+from trigger_daemon.core.circuit import CircuitBreaker
 from trigger_daemon.core.occurrences import Occurrence, OccurrenceStatus, Outcome
 from trigger_daemon.core.retry import RetryPolicy
 from trigger_daemon.core.triggers import parse_definition
@@ -34,6 +35,7 @@ from trigger_daemon.engine.records import RecordHandler
 from trigger_daemon.engine.runner import OccurrenceRunner
 from trigger_daemon.errors import BrokerError, StoreError
 from trigger_daemon.ports import DeadLetter, DeadLetterSink, OutcomeSink, Store
+from trigger_daemon.testing import AmongGoodCalls
 from trigger_daemon.triggers.catalog import TriggerCatalog
 
 from .conftest import committed_offset, produce, read_all, wait_until
@@ -76,7 +78,11 @@ async def run_pipeline(
     ):
         if dead_letters is None and dead_letter_topic is not None:
             dead_letters = KafkaDeadLetters(publisher, dead_letter_topic)
-        runner = OccurrenceRunner(store, WorkflowCaller(api, policy), outcome_events)
+        # The API is up for other calls: a transient failure here is the workflow's own and
+        # spends an attempt (outages are test_faults.py's).
+        breaker = CircuitBreaker()
+        caller = WorkflowCaller(AmongGoodCalls(api, breaker), policy, breaker)
+        runner = OccurrenceRunner(store, caller, outcome_events)
         handler = RecordHandler(catalog, store, runner, dead_letters or NoDeadLetters())
         await asyncio.wait_for(
             Pipeline(source, handler).run(asyncio.Event(), until_idle=True), timeout=60

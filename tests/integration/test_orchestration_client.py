@@ -22,6 +22,7 @@ from trigger_daemon.core.circuit import CircuitBreaker, CircuitSettings
 from trigger_daemon.core.retry import RetryPolicy
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 from trigger_daemon.engine.calls import WorkflowCaller
+from trigger_daemon.testing import AmongGoodCalls
 
 FAST_POLICY = RetryPolicy(max_attempts=4, initial_backoff_seconds=0.01, max_backoff_seconds=5.0)
 SECRET = "s3cr3t-never-printed"
@@ -57,8 +58,11 @@ async def make_client(stub: StubOrchestration, sleeps: list[float]) -> AsyncIter
         } | overrides
         client = OrchestrationClient(**settings)
         clients.append(client)
+        # These tests are about answers, not outages: the API is up for other calls, so each
+        # transient failure is the workflow's own and spends an attempt.
+        breaker = CircuitBreaker(NO_CIRCUIT)
         return WorkflowCaller(
-            client, default_policy, CircuitBreaker(NO_CIRCUIT), sleep=record_sleep
+            AmongGoodCalls(client, breaker), default_policy, breaker, sleep=record_sleep
         )
 
     yield make

@@ -6,7 +6,8 @@ ones is that call's problem (its retry policy runs out), not an outage. Open: no
 until `probe_interval` has passed; then one call is let through as a probe (half-open). A
 success closes the circuit; a failed probe re-opens it with the interval doubled up to
 `max_probe_interval`. Failures recorded while not closed are the outage's, not the call's:
-they do not count against a call's retry policy.
+they do not count against a call's retry policy (nor does any failure while nothing succeeds:
+`succeeded_since`, read by the caller).
 
 The one case it cannot tell apart: a single workflow failing while nothing else is called looks
 like an outage, so its events wait (and readiness says so) rather than fail.
@@ -62,6 +63,10 @@ class CircuitBreaker:
 
     def seconds_until_probe(self, now: float) -> float:
         return max(0.0, self._next_probe_at - now)
+
+    def succeeded_since(self, moment: float) -> bool:
+        """Has a call succeeded (or been answered with a 4xx) after `moment`?"""
+        return self._last_success is not None and self._last_success > moment
 
     def record_success(self, now: float) -> None:
         self._last_success = now

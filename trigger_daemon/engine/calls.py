@@ -1,10 +1,15 @@
 """runWorkflow as the pipeline needs it: the retry policy and the circuit breaker around single
 requests to `ports.WorkflowApi`.
 
-A transient failure is retried with full-jitter backoff (honouring Retry-After) until the
-policy's attempts are spent. When failures pile up across calls the circuit opens: calls then
-wait for the API to come back instead of spending their attempts, and the pipeline stops
-fetching, so an outage delays events but does not fail them.
+A transient failure is retried with full-jitter backoff (honouring Retry-After). It spends one
+of the policy's attempts only when another call succeeded since this call's previous try: then
+the API is up and the failure is this workflow's. A failure while nothing succeeds is the API's
+(an outage starting, or under way): the call waits and tries again without spending attempts.
+When failures pile up the circuit opens: calls then wait for its probes, and the pipeline stops
+fetching, so an outage delays events but does not fail them, whatever the policy's numbers.
+
+Before each retry the caller may ask whether the try is still wanted (`still_wanted`): a
+replica that lost the record's partition, or whose occurrence was finished elsewhere, stops.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class CallResult:
     error: str | None = None
     status_code: int | None = None
     transient: bool = False  # the last failure was transient: the retries ran out
+    superseded: bool = False  # a retry was no longer wanted (`still_wanted` said so)
 
     @property
     def succeeded(self) -> bool:
@@ -41,6 +47,8 @@ class CallResult:
         """How the call ended, as the metric label and the span attribute name it."""
         if self.succeeded:
             return "succeeded"
+        if self.superseded:
+            return "superseded"
         return "transient_error" if self.transient else "permanent_error"
 
 
@@ -71,27 +79,36 @@ class WorkflowCaller:
         idempotency_key: str,
         traceparent: str | None = None,
         policy: RetryPolicy | None = None,
+        still_wanted: Callable[[], Awaitable[bool]] | None = None,
     ) -> CallResult:
         """Start `workflow_id`; the result says how many requests it took and how it ended."""
         policy = policy or self._default_policy
-        requests = counted_failures = 0
+        requests = spent = 0
+        since = self._clock()  # a success of another call after this shows the API is up
         while True:
             await self._wait_for_circuit()
+            if requests and still_wanted is not None and not await still_wanted():
+                return CallResult(attempts=requests, error="superseded", superseded=True)
             attempt = await self._api.start_workflow(
                 workflow_id, variables, idempotency_key=idempotency_key, traceparent=traceparent
             )
             requests += 1
+            now = self._clock()
             if not attempt.transient:
                 if attempt.succeeded:
-                    self.breaker.record_success(self._clock())
+                    self.breaker.record_success(now)
                 else:
-                    self.breaker.record_permanent(self._clock())
+                    self.breaker.record_permanent(now)
                 return _result(attempt, requests)
-            if self.breaker.record_failure(self._clock()):
-                counted_failures += 1
-                if counted_failures >= policy.max_attempts:
+            if not self.breaker.record_failure(now):
+                since = now  # an outage: the circuit's probes pace the next try
+                continue
+            if self.breaker.succeeded_since(since):
+                spent += 1
+                if spent >= policy.max_attempts:
                     return _result(attempt, requests)
-                await self._sleep(backoff_delay(policy, counted_failures, attempt.retry_after))
+            since = now
+            await self._sleep(backoff_delay(policy, requests, attempt.retry_after))
 
     async def _wait_for_circuit(self) -> None:
         while not self.breaker.try_acquire(self._clock()):

@@ -3,6 +3,7 @@ and the API without a broker, a database or an orchestration API.
 
     InMemoryStore           Store: triggers, revision, occurrences, kept as the SQL store keeps them
     ScriptedWorkflowApi     WorkflowApi: answers from a script; records requests and their keys
+    AmongGoodCalls          WorkflowApi wrapper: as if other calls succeeded meanwhile (API up)
     ListSource              Source: records from a list; records commits
     RecordingDeadLetters    DeadLetterSink: keeps the letters
     RecordingOutcomeEvents  OutcomeSink: keeps the events
@@ -11,6 +12,7 @@ The store fake runs the same contract suite as the SQL store (tests/integration/
 so the two cannot drift apart.
 """
 
+from trigger_daemon.testing.busy_api import AmongGoodCalls
 from trigger_daemon.testing.sinks import RecordingDeadLetters, RecordingOutcomeEvents
 from trigger_daemon.testing.source import ListSource
 from trigger_daemon.testing.store import InMemoryStore
@@ -23,6 +25,7 @@ from trigger_daemon.testing.workflow_api import (
 )
 
 __all__ = [
+    "AmongGoodCalls",
     "InMemoryStore",
     "ListSource",
     "RecordingDeadLetters",

@@ -6,16 +6,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from trigger_daemon.core.circuit import CircuitBreaker
 from trigger_daemon.core.retry import RetryPolicy
 from trigger_daemon.core.triggers import CompiledTrigger, parse_definition
 from trigger_daemon.engine.calls import WorkflowCaller
 from trigger_daemon.engine.runner import OccurrenceRunner
 from trigger_daemon.ports import OutcomeSink, SourceRecord
-from trigger_daemon.testing import InMemoryStore, ScriptedWorkflowApi
+from trigger_daemon.testing import AmongGoodCalls, InMemoryStore, ScriptedWorkflowApi
 from trigger_daemon.triggers.catalog import TriggerCatalog
 
 # Three attempts a call, retried at once: the tests wait for nothing.
 POLICY = RetryPolicy(max_attempts=3, initial_backoff_seconds=0.001, max_backoff_seconds=0.001)
+# Requests an always-failing call makes under `caller_for`: one per attempt.
+REQUESTS_TO_EXHAUST = POLICY.max_attempts
 
 SETTLE = {
     "name": "settle",
@@ -58,7 +61,14 @@ async def compiled_trigger(store: InMemoryStore, definition: dict[str, Any]) -> 
     return compiled
 
 
+def caller_for(api: ScriptedWorkflowApi) -> WorkflowCaller:
+    """A caller on an API that is up for other calls, so a failing call's transient failures
+    are its own and spend its policy's attempts."""
+    breaker = CircuitBreaker()
+    return WorkflowCaller(AmongGoodCalls(api, breaker), POLICY, breaker)
+
+
 def runner_for(
     store: InMemoryStore, api: ScriptedWorkflowApi, outcome_events: OutcomeSink | None = None
 ) -> OccurrenceRunner:
-    return OccurrenceRunner(store, WorkflowCaller(api, POLICY), outcome_events)
+    return OccurrenceRunner(store, caller_for(api), outcome_events)

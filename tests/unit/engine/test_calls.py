@@ -1,8 +1,11 @@
 """WorkflowCaller: retry policy and circuit breaker over a scripted API, with fake time."""
 
+from collections.abc import Mapping
+
 from trigger_daemon.core.circuit import CircuitBreaker, CircuitSettings
 from trigger_daemon.core.retry import RetryPolicy
 from trigger_daemon.engine.calls import WorkflowCaller
+from trigger_daemon.ports import CallAttempt
 from trigger_daemon.testing import ScriptedWorkflowApi, permanent, succeeded, transient
 
 OK = succeeded("instance-1")
@@ -26,6 +29,38 @@ def caller(api: ScriptedWorkflowApi, time: FakeTime, threshold: int = 100) -> Wo
     return WorkflowCaller(api, POLICY, breaker, sleep=time.sleep, clock=lambda: time.now)
 
 
+def caller_among_good_calls(api: ScriptedWorkflowApi, time: FakeTime) -> WorkflowCaller:
+    """A caller whose other calls (workflow "good") succeed while any call backs off: the
+    API is up, so a failing call's failures are its own."""
+
+    async def sleep_with_traffic(seconds: float) -> None:
+        await time.sleep(seconds)
+        await subject.run_workflow("good", {}, idempotency_key="g")
+
+    breaker = CircuitBreaker(CircuitSettings(failure_threshold=1))
+    subject = WorkflowCaller(api, POLICY, breaker, sleep=sleep_with_traffic, clock=lambda: time.now)
+    return subject
+
+
+class OutageUntil:
+    """The API answers 503 until `time.now` reaches `until`, then succeeds."""
+
+    def __init__(self, time: FakeTime, until: float) -> None:
+        self.time, self.until, self.requests = time, until, 0
+
+    async def start_workflow(
+        self,
+        workflow_id: str,
+        variables: Mapping[str, str],
+        *,
+        idempotency_key: str,
+        traceparent: str | None = None,
+    ) -> CallAttempt:
+        self.requests += 1
+        self.time.now += 0.01  # each answer takes a little time
+        return OK if self.time.now >= self.until else transient("HTTP 503", status_code=503)
+
+
 async def test_a_transient_failure_then_success_takes_two_requests() -> None:
     time = FakeTime()
     result = await caller(ScriptedWorkflowApi(DOWN, OK), time).run_workflow(
@@ -36,21 +71,75 @@ async def test_a_transient_failure_then_success_takes_two_requests() -> None:
     assert len(time.sleeps) == 1
 
 
-async def test_retries_stop_at_the_policys_attempts() -> None:
-    api = ScriptedWorkflowApi(DOWN)
-    result = await caller(api, FakeTime()).run_workflow("w", {}, idempotency_key="t:e")
+async def test_retries_stop_at_the_policys_attempts_while_other_calls_succeed() -> None:
+    api = ScriptedWorkflowApi(by_workflow={"bad": [DOWN], "good": [OK]})
+    result = await caller_among_good_calls(api, FakeTime()).run_workflow(
+        "bad", {}, idempotency_key="t:e"
+    )
     assert not result.succeeded
     assert result.transient
-    assert result.attempts == 3
-    assert len(api.requests) == 3
+    # Its first failure spends nothing (no other call succeeded while it was out); each later
+    # one follows a good call, so the policy's three attempts are spent by requests 2 to 4.
+    assert result.attempts == 4
+    assert [r.workflow_id for r in api.requests].count("bad") == 4
 
 
 async def test_a_per_call_policy_overrides_the_default() -> None:
-    api = ScriptedWorkflowApi(DOWN)
-    result = await caller(api, FakeTime()).run_workflow(
-        "w", {}, idempotency_key="t:e", policy=RetryPolicy(max_attempts=1)
+    api = ScriptedWorkflowApi(by_workflow={"bad": [DOWN], "good": [OK]})
+    subject = caller_among_good_calls(api, FakeTime())
+    await subject.run_workflow("good", {}, idempotency_key="g")
+    result = await subject.run_workflow(
+        "bad", {}, idempotency_key="t:e", policy=RetryPolicy(max_attempts=1)
     )
-    assert result.attempts == 1
+    assert result.attempts == 2  # the first failure spends nothing (see above)
+
+
+async def test_failures_while_nothing_succeeds_spend_no_attempts() -> None:
+    # The circuit never opens here (threshold 100): the rule alone keeps the event alive.
+    time = FakeTime()
+    api = ScriptedWorkflowApi(*[DOWN] * 8, OK)
+    result = await caller(api, time).run_workflow("w", {}, idempotency_key="t:e")
+    assert result.succeeded
+    assert result.attempts == 9  # three times the policy's attempts, none of them spent
+
+
+async def test_a_short_policy_rides_out_an_outage_that_starts_mid_call() -> None:
+    """Five attempts, 0.1 s to 1 s apart, against ten seconds of 503: before the circuit's
+    threshold is reached the failures already spend nothing, since nothing succeeds."""
+    time = FakeTime()
+    api = OutageUntil(time, until=10.0)
+    short = RetryPolicy(max_attempts=5, initial_backoff_seconds=0.1, max_backoff_seconds=1.0)
+    subject = WorkflowCaller(api, short, CircuitBreaker(), sleep=time.sleep, clock=lambda: time.now)
+    result = await subject.run_workflow("w", {}, idempotency_key="t:e")
+    assert result.succeeded
+    assert time.now >= 10.0
+    assert api.requests > short.max_attempts
+
+
+async def test_a_retry_no_longer_wanted_is_not_sent() -> None:
+    api = ScriptedWorkflowApi(DOWN)
+    checks: list[int] = []
+
+    async def still_wanted() -> bool:
+        checks.append(len(api.requests))
+        return False  # e.g. another replica finished the occurrence meanwhile
+
+    result = await caller(api, FakeTime()).run_workflow(
+        "w", {}, idempotency_key="t:e", still_wanted=still_wanted
+    )
+    assert result.superseded
+    assert not result.succeeded
+    assert (result.attempts, len(api.requests), checks) == (1, 1, [1])
+
+
+async def test_a_first_try_does_not_ask_whether_it_is_wanted() -> None:
+    async def never_asked() -> bool:
+        raise AssertionError("asked before the first try")
+
+    result = await caller(ScriptedWorkflowApi(OK), FakeTime()).run_workflow(
+        "w", {}, idempotency_key="t:e", still_wanted=never_asked
+    )
+    assert result.succeeded
 
 
 async def test_a_permanent_failure_is_not_retried() -> None:
@@ -87,5 +176,5 @@ async def test_one_always_failing_workflow_among_good_ones_exhausts_its_policy()
     await subject.run_workflow("good", {}, idempotency_key="g")
     result = await subject.run_workflow("bad", {}, idempotency_key="b")
     assert not result.succeeded
-    assert result.attempts == POLICY.max_attempts
+    assert result.attempts == POLICY.max_attempts + 1  # the first failure spends nothing
     assert not subject.breaker.is_open

@@ -22,7 +22,7 @@ from trigger_daemon.testing import (
     transient,
 )
 
-from .builders import POLICY, SETTLE, catalog_with, payment, record, runner_for
+from .builders import REQUESTS_TO_EXHAUST, SETTLE, catalog_with, payment, record, runner_for
 
 
 class Engine:
@@ -247,7 +247,7 @@ async def test_exhausted_retries_fail_the_occurrence_and_dead_letter_the_record(
 
     [occurrence] = await engine.occurrences()
     assert occurrence.status is OccurrenceStatus.FAILED
-    assert occurrence.attempts == POLICY.max_attempts
+    assert occurrence.attempts == REQUESTS_TO_EXHAUST
     [letter] = letters.letters
     assert (letter.record, letter.reason, letter.trigger_id) == (
         delivered,

@@ -21,7 +21,7 @@ from trigger_daemon.testing import (
     transient,
 )
 
-from .builders import POLICY, SETTLE, compiled_trigger, payment, runner_for
+from .builders import REQUESTS_TO_EXHAUST, SETTLE, compiled_trigger, payment, runner_for
 
 
 async def pending(
@@ -101,7 +101,7 @@ async def test_a_var_that_finds_nothing_fails_the_occurrence_without_a_call() ->
 
 async def test_attempts_add_up_over_runs_of_one_occurrence() -> None:
     store = InMemoryStore()
-    api = ScriptedWorkflowApi(transient(), transient(), transient(), succeeded())
+    api = ScriptedWorkflowApi(*[transient()] * REQUESTS_TO_EXHAUST, succeeded())
     compiled = await compiled_trigger(store, SETTLE)
     occurrence = await pending(store, compiled, payment())
     runner = runner_for(store, api)
@@ -110,9 +110,9 @@ async def test_attempts_add_up_over_runs_of_one_occurrence() -> None:
     reopened = await store.reopen_occurrence(failed.id)
     finished = await runner.run(compiled, reopened, document(payment()))
 
-    assert failed.attempts == POLICY.max_attempts
+    assert failed.attempts == REQUESTS_TO_EXHAUST
     assert finished.status is OccurrenceStatus.SUCCEEDED
-    assert finished.attempts == POLICY.max_attempts + 1
+    assert finished.attempts == REQUESTS_TO_EXHAUST + 1
 
 
 async def test_a_triggers_own_retry_policy_replaces_the_default() -> None:
@@ -189,6 +189,6 @@ async def test_the_before_write_hook_sees_the_call_result_while_the_occurrence_i
     assert (result.error, result.transient, result.attempts) == (
         "HTTP 502: bad gateway",
         True,
-        POLICY.max_attempts,
+        REQUESTS_TO_EXHAUST,
     )
     assert status is OccurrenceStatus.PENDING

@@ -4,10 +4,17 @@ Shared by the pipeline's record handler and by re-drive (`redrive`), so both cal
 log an occurrence the same way. What differs is passed in: the trace context, a hook that runs
 before the outcome is written (the handler dead-letters exhausted calls there), and the log
 context (a record's topic/partition/offset, or the re-drive).
+
+Two rules keep a workflow from running twice outside a crash:
+- An answer the API has given is kept: when the outcome write fails (the store restarting),
+  the write alone is retried until it lands; the call is never made again for it.
+- Before each retry of a call, the occurrence is read back: if it is final, another replica
+  (the partition's new owner, while this one was paused) finished it, and this one stops.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -16,9 +23,10 @@ import structlog
 
 from trigger_daemon.core.expressions import ExpressionError
 from trigger_daemon.core.occurrences import Occurrence, OccurrenceStatus, Outcome, outcome_event
-from trigger_daemon.core.retry import RetryPolicy
+from trigger_daemon.core.retry import RetryPolicy, backoff_delay
 from trigger_daemon.core.triggers import CompiledTrigger
 from trigger_daemon.engine.calls import CallResult, WorkflowCaller
+from trigger_daemon.errors import StoreError
 from trigger_daemon.observability import metrics
 from trigger_daemon.observability.tracing import Tracing
 from trigger_daemon.ports import OutcomeSink, Store
@@ -26,6 +34,10 @@ from trigger_daemon.ports import OutcomeSink, Store
 log = structlog.get_logger(__name__)
 
 BeforeWrite = Callable[[CallResult], Awaitable[None]]
+
+# The back-off between tries of an outcome write. Its max_attempts is never read: the write is
+# retried until it lands, since giving up would ask the API again for an answer it gave.
+OUTCOME_WRITE_RETRY = RetryPolicy(initial_backoff_seconds=0.1, max_backoff_seconds=5.0)
 
 
 class OccurrenceRunner:
@@ -61,6 +73,8 @@ class OccurrenceRunner:
             outcome = Outcome.failed(str(exc), occurrence.attempts)
         else:
             result = await self._call(compiled, variables, occurrence, traceparent)
+            if result.superseded:
+                return await self._superseded(occurrence, compiled, log_context or {})
             outcome = _outcome_of(result, occurrence, variables)
             if before_write is not None:
                 await before_write(result)
@@ -70,7 +84,7 @@ class OccurrenceRunner:
             # repeat but is never lost.
             event = outcome_event(occurrence.id, compiled.trigger.id, outcome, datetime.now(UTC))
             await self._outcome_events.publish(event, key=compiled.trigger.id)
-        finished = await self._store.finish_occurrence(occurrence, outcome)
+        finished = await self._write(occurrence, outcome)
         metrics.series(metrics.OCCURRENCES, finished.status.value).inc()
         _log_outcome(finished, compiled, log_context or {})
         return finished
@@ -92,10 +106,51 @@ class OccurrenceRunner:
                 idempotency_key=occurrence.idempotency_key,
                 traceparent=trace.traceparent,
                 policy=self._retry_policy(compiled),
+                still_wanted=lambda: self._still_pending(occurrence.id),
             )
             trace.finish(result)
         metrics.series(metrics.WORKFLOW_CALLS, result.outcome).inc()
         return result
+
+    async def _write(self, occurrence: Occurrence, outcome: Outcome) -> Occurrence:
+        failures = 0
+        while True:
+            try:
+                return await self._store.finish_occurrence(occurrence, outcome)
+            except StoreError as exc:
+                failures += 1
+                log.warning(
+                    "occurrence.write_failed_will_retry",
+                    occurrence_id=occurrence.id,
+                    trigger_id=occurrence.trigger_id,
+                    event_id=occurrence.event_id,
+                    error=str(exc),
+                    failures=failures,
+                )
+                await asyncio.sleep(backoff_delay(OUTCOME_WRITE_RETRY, failures))
+
+    async def _still_pending(self, occurrence_id: str) -> bool:
+        try:
+            stored = await self._store.get_occurrence(occurrence_id)
+        except StoreError:
+            return True  # cannot tell; the Idempotency-Key still guards the API
+        return not stored.is_final
+
+    async def _superseded(
+        self, occurrence: Occurrence, compiled: CompiledTrigger, context: Mapping[str, Any]
+    ) -> Occurrence:
+        stored = await self._store.get_occurrence(occurrence.id)
+        log.info(
+            "occurrence.superseded",
+            occurrence_id=occurrence.id,
+            event_id=occurrence.event_id,
+            trigger_id=occurrence.trigger_id,
+            event_type=compiled.trigger.event,
+            status=stored.status.value,
+            detail="finished elsewhere while this replica retried; no further call",
+            **context,
+        )
+        return stored
 
     def _retry_policy(self, compiled: CompiledTrigger) -> RetryPolicy | None:
         override = compiled.trigger.retry

@@ -7,12 +7,17 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from trigger_daemon.core.circuit import CircuitBreaker
 from trigger_daemon.core.events import Envelope, envelope_from_object
 from trigger_daemon.core.expressions import document_for
-from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, OccurrenceStatus
+from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, OccurrenceStatus, Outcome
 from trigger_daemon.core.triggers import CompiledTrigger
-from trigger_daemon.engine.calls import CallResult
+from trigger_daemon.engine.calls import CallResult, WorkflowCaller
+from trigger_daemon.engine.runner import OccurrenceRunner
+from trigger_daemon.errors import StoreError
+from trigger_daemon.ports import CallAttempt
 from trigger_daemon.testing import (
+    AmongGoodCalls,
     InMemoryStore,
     RecordingOutcomeEvents,
     ScriptedWorkflowApi,
@@ -21,7 +26,7 @@ from trigger_daemon.testing import (
     transient,
 )
 
-from .builders import REQUESTS_TO_EXHAUST, SETTLE, compiled_trigger, payment, runner_for
+from .builders import POLICY, REQUESTS_TO_EXHAUST, SETTLE, compiled_trigger, payment, runner_for
 
 
 async def pending(
@@ -192,3 +197,80 @@ async def test_the_before_write_hook_sees_the_call_result_while_the_occurrence_i
         REQUESTS_TO_EXHAUST,
     )
     assert status is OccurrenceStatus.PENDING
+
+
+class OutcomeWritesFailing(InMemoryStore):
+    """The store restarting: the first `failures` outcome writes fail (connection closed)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures_left = failures
+
+    async def finish_occurrence(self, occurrence: Occurrence, outcome: Outcome) -> Occurrence:
+        if self.failures_left:
+            self.failures_left -= 1
+            raise StoreError("record outcome: connection is closed", retriable=True)
+        return await super().finish_occurrence(occurrence, outcome)
+
+
+async def test_an_answer_is_kept_while_its_outcome_write_fails_and_never_asked_again() -> None:
+    store, api = OutcomeWritesFailing(failures=2), ScriptedWorkflowApi(succeeded("wi-7"))
+    events = RecordingOutcomeEvents()
+    compiled = await compiled_trigger(store, SETTLE)
+    occurrence = await pending(store, compiled, payment())
+
+    finished = await runner_for(store, api, events).run(compiled, occurrence, document(payment()))
+
+    assert len(api.requests) == 1
+    assert len(events.published) == 1
+    assert (finished.status, finished.workflow_instance_id) == (OccurrenceStatus.SUCCEEDED, "wi-7")
+    assert await store.get_occurrence(occurrence.id) == finished
+
+
+class FinishedElsewhereAfterFirstTry:
+    """The first request fails in flight; meanwhile another replica (the partition's new
+    owner) runs the occurrence to success."""
+
+    def __init__(self, store: InMemoryStore, occurrence: Occurrence) -> None:
+        self.store, self.occurrence, self.requests = store, occurrence, 0
+
+    async def start_workflow(
+        self,
+        workflow_id: str,
+        variables: Mapping[str, str],
+        *,
+        idempotency_key: str,
+        traceparent: str | None = None,
+    ) -> CallAttempt:
+        self.requests += 1
+        await self.store.finish_occurrence(
+            self.occurrence, Outcome.succeeded({"id": "wi-other"}, 1, dict(variables))
+        )
+        return transient("timed out", status_code=None)
+
+
+async def test_a_retry_stops_when_another_replica_finished_the_occurrence() -> None:
+    store = InMemoryStore()
+    compiled = await compiled_trigger(store, SETTLE)
+    occurrence = await pending(store, compiled, payment())
+    api = FinishedElsewhereAfterFirstTry(store, occurrence)
+    events = RecordingOutcomeEvents()
+    hooked: list[CallResult] = []
+
+    async def before_write(result: CallResult) -> None:
+        hooked.append(result)
+
+    breaker = CircuitBreaker()
+    caller = WorkflowCaller(AmongGoodCalls(api, breaker), POLICY, breaker)
+    runner = OccurrenceRunner(store, caller, events)
+    returned = await runner.run(
+        compiled, occurrence, document(payment()), before_write=before_write
+    )
+
+    assert api.requests == 1  # no second try
+    assert (returned.status, returned.workflow_instance_id) == (
+        OccurrenceStatus.SUCCEEDED,
+        "wi-other",
+    )
+    assert events.published == []  # the finisher announced it, not this replica
+    assert hooked == []  # so nothing is dead-lettered here either

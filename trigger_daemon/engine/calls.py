@@ -20,9 +20,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
+
 from trigger_daemon.core.circuit import CircuitBreaker
 from trigger_daemon.core.retry import RetryPolicy, backoff_delay
 from trigger_daemon.ports import CallAttempt, WorkflowApi
+
+log = structlog.get_logger(__name__)
 
 _CIRCUIT_POLL_SECONDS = 0.05
 
@@ -94,13 +98,17 @@ class WorkflowCaller:
             )
             requests += 1
             now = self._clock()
+            was_open = self.breaker.is_open
             if not attempt.transient:
                 if attempt.succeeded:
                     self.breaker.record_success(now)
                 else:
                     self.breaker.record_permanent(now)
+                self._log_circuit_change(was_open, attempt)
                 return _result(attempt, requests)
-            if not self.breaker.record_failure(now):
+            counts = self.breaker.record_failure(now)
+            self._log_circuit_change(was_open, attempt)
+            if not counts:
                 since = now  # an outage: the circuit's probes pace the next try
                 continue
             if self.breaker.succeeded_since(since):
@@ -109,6 +117,16 @@ class WorkflowCaller:
                     return _result(attempt, requests)
             since = now
             await self._sleep(backoff_delay(policy, requests, attempt.retry_after))
+
+    def _log_circuit_change(self, was_open: bool, attempt: CallAttempt) -> None:
+        if self.breaker.is_open and not was_open:
+            log.warning(
+                "orchestration.unavailable",
+                last_error=attempt.error,
+                detail="calls wait for the API and fetching pauses; one probe call per interval",
+            )
+        elif was_open and not self.breaker.is_open:
+            log.info("orchestration.recovered")
 
     async def _wait_for_circuit(self) -> None:
         while not self.breaker.try_acquire(self._clock()):

@@ -2,6 +2,8 @@
 
 from collections.abc import Mapping
 
+import structlog
+
 from trigger_daemon.core.circuit import CircuitBreaker, CircuitSettings
 from trigger_daemon.core.retry import RetryPolicy
 from trigger_daemon.engine.calls import WorkflowCaller
@@ -178,3 +180,17 @@ async def test_one_always_failing_workflow_among_good_ones_exhausts_its_policy()
     assert not result.succeeded
     assert result.attempts == POLICY.max_attempts + 1  # the first failure spends nothing
     assert not subject.breaker.is_open
+
+
+async def test_the_circuit_opening_and_closing_are_logged_once_each() -> None:
+    time = FakeTime()
+    outage = [transient("HTTP 503: down for maintenance")] * 12 + [OK]
+    subject = caller(ScriptedWorkflowApi(*outage), time, threshold=2)
+    with structlog.testing.capture_logs() as logs:
+        await subject.run_workflow("w", {}, idempotency_key="t:e")
+    changes = [line for line in logs if line["event"].startswith("orchestration.")]
+    assert [line["event"] for line in changes] == [
+        "orchestration.unavailable",
+        "orchestration.recovered",
+    ]
+    assert changes[0]["last_error"] == "HTTP 503: down for maintenance"

@@ -1,8 +1,8 @@
 """The composition root: builds every part from Settings, runs them, shuts them down.
 
 The only module that knows all adapters. Start order: store (migrations), YAML triggers
-reconciled, orchestration client, Kafka, the API; then the long-running parts (pipeline, API
-server, trigger refresh, trigger reload) run side by side under one supervisor
+reconciled, orchestration client, the API (listening), Kafka; then the long-running parts
+(pipeline, API server, trigger refresh, trigger reload) run side by side under one supervisor
 (`lifecycle.supervise`). Stop order is the reverse: the pipeline finishes the records in hand
 and commits, the consumer leaves its group, the API stops, clients close. A part that dies
 stops the daemon the same way, and `run` raises PartFailed.
@@ -101,13 +101,17 @@ class Daemon:
             log.info("triggers.reconciled", **asdict(result), active=len(catalog.index))
             api = await stack.enter_async_context(self._orchestration_client())
             connection = self._kafka_connection()
-            publisher = await stack.enter_async_context(KafkaPublisher(connection))
+            publisher = KafkaPublisher(connection)  # started below, once the API listens
             dead_letters, outcome_events = self._publishing(publisher)
-            source = await stack.enter_async_context(self._source(connection))
+            source = self._source(connection)  # joins the group when entered, below
             caller = WorkflowCaller(api, self.settings.orchestration.retry.policy())
             runner = OccurrenceRunner(store, caller, outcome_events, tracing)
             redrive = Redrive(catalog, store, runner)
+            # Listening before Kafka: a busy port fails the start before the group is joined
+            # (no rebalance of the running replicas), and /healthz answers from the start.
             api_server = await self._start_api(stack, catalog, store, caller, redrive, source)
+            await stack.enter_async_context(publisher)
+            await stack.enter_async_context(source)
             handler = RecordHandler(catalog, store, runner, dead_letters, tracing)
             pipeline = Pipeline(
                 source,

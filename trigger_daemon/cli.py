@@ -22,6 +22,7 @@ from trigger_daemon.errors import (
     ConfigError,
     NotFoundError,
     PartFailed,
+    StartupError,
     StoreError,
 )
 from trigger_daemon.observability.logs import configure_logging
@@ -43,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NotFoundError as exc:
         _error("not found", str(exc))
         return EXIT_USAGE
-    except (BrokerError, StoreError) as exc:
+    except (BrokerError, StoreError, StartupError) as exc:
         _error("cannot run", str(exc))
         return EXIT_FAILURE
     except PartFailed as exc:

@@ -6,6 +6,7 @@
     ├── NotFoundError            a trigger or occurrence id that does not exist
     ├── ConflictError            the request contradicts the stored state (YAML-managed trigger)
     ├── PartFailed               a long-running part of the daemon died; the daemon stops
+    ├── StartupError             a part cannot start for a reason outside the config (port in use)
     └── ExternalError            an outside system failed; `retriable` says whether to try again
         ├── StoreError
         ├── BrokerError
@@ -52,6 +53,10 @@ class PartFailed(TriggerDaemonError):
         what = f"{type(cause).__name__}: {cause}" if cause is not None else "it returned"
         super().__init__(f"the {part} stopped unexpectedly ({what})")
         self.__cause__ = cause
+
+
+class StartupError(TriggerDaemonError):
+    """A part cannot start though the configuration is valid (its port is in use)."""
 
 
 class ExternalError(TriggerDaemonError):

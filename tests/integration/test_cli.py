@@ -6,8 +6,10 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -188,3 +190,28 @@ async def test_run_serves_the_api_processes_events_and_stops_cleanly_on_sigterm(
         succeeded[0]
     )
     assert any(line["event"] == "daemon.stopped" for line in log_lines)
+
+
+async def test_a_busy_api_port_stops_the_start_before_the_group_is_joined(
+    broker: TansuBroker, stub: StubOrchestration, topic: str, tmp_path: Path
+) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        settings = daemon_settings(
+            broker, topic, stub.url, f"sqlite:///{tmp_path}/store.db", api={"port": port}
+        )
+        config = tmp_path / "daemon.yaml"
+        config.write_text(yaml.safe_dump(settings))
+        started = time.monotonic()
+        done = await asyncio.to_thread(run_cli, "run", "--config", str(config))
+        took = time.monotonic() - started
+
+    assert done.returncode == 1
+    assert (
+        "trigger-daemon: cannot run:\n"
+        f"  the API cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    ) in done.stderr
+    assert "partitions.assigned" not in done.stderr  # it never joined the consumer group
+    assert took < 10

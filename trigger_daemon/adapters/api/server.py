@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 import uvicorn
 from starlette.types import ASGIApp
 
-from trigger_daemon.errors import ConfigError
+from trigger_daemon.errors import ConfigError, StartupError
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -113,5 +113,5 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.listen()
     except OSError as exc:
         sock.close()
-        raise ConfigError(f"the API cannot listen on {host}:{port}: {exc.strerror}") from exc
+        raise StartupError(f"the API cannot listen on {host}:{port}: {exc.strerror}") from exc
     return sock

@@ -215,3 +215,18 @@ async def test_a_busy_api_port_stops_the_start_before_the_group_is_joined(
     ) in done.stderr
     assert "partitions.assigned" not in done.stderr  # it never joined the consumer group
     assert took < 10
+
+
+def test_validate_warns_of_a_var_that_can_render_null_and_still_passes(tmp_path: Path) -> None:
+    config = tmp_path / "daemon.yaml"
+    config.write_text(
+        "triggers:\n"
+        "  - {name: pay, event: SAVED_PAYMENT, workflowID: w,"
+        " vars: {amount: 'to_string(event.amount)'}}\n"
+    )
+    done = run_cli("validate", "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"warning: {config}: trigger pay: vars.amount: to_string(event.amount) renders the "
+        'string "null" when the field is missing'
+    ) in done.stderr

@@ -258,18 +258,20 @@ class Daemon:
     ) -> ApiServer:
         """The API, serving until the stack closes: after the pipeline has drained."""
 
-        async def readiness() -> dict[str, bool]:
+        async def readiness() -> dict[str, str | None]:
             try:
                 # Bounded: a probe must answer even while the database hangs.
                 await asyncio.wait_for(store.ping(), _READINESS_STORE_TIMEOUT_SECONDS)
-                store_ok = True
-            except (StoreError, TimeoutError):
-                store_ok = False
+                store_problem = None
+            except StoreError as exc:
+                store_problem = str(exc)
+            except TimeoutError:
+                store_problem = f"no answer within {_READINESS_STORE_TIMEOUT_SECONDS:g} s"
             return {
-                "consumer": source.joined(),
-                "store": store_ok,
+                "consumer": None if source.joined() else "not in the consumer group yet",
+                "store": store_problem,
                 # An open circuit: the orchestration API is failing every call; work waits.
-                "orchestration": not caller.breaker.is_open,
+                "orchestration": caller.unavailable_reason,
             }
 
         api = self.settings.api

@@ -11,6 +11,7 @@
         ├── StoreError
         ├── BrokerError
         └── WorkflowCallError
+            └── CredentialsRefused   the token endpoint refused our client id or secret
 
 `retriable` is data read by the retry logic, as aiokafka's errors carry it.
 """
@@ -77,3 +78,8 @@ class BrokerError(ExternalError):
 
 class WorkflowCallError(ExternalError):
     """The orchestration API failed in a way the client could not classify."""
+
+
+class CredentialsRefused(WorkflowCallError):
+    """The OAuth2 token endpoint refused our client credentials: every call will fail until
+    they are fixed, so it is an outage of ours, not a failure of the event."""

@@ -119,6 +119,7 @@ class CallAttempt:
     status_code: int | None = None
     transient: bool = False  # worth trying again (connection error, timeout, 5xx, 429, ...)
     retry_after: float | None = None  # seconds, from the answer's Retry-After
+    credentials_refused: bool = False  # 401/403: our credentials, not the event, are wrong
 
     @property
     def succeeded(self) -> bool:

@@ -34,8 +34,8 @@ def checks() -> dict[str, bool]:
 async def client(
     catalog: TriggerCatalog, store: Store, checks: dict[str, bool]
 ) -> AsyncIterator[httpx.AsyncClient]:
-    async def readiness() -> dict[str, bool]:
-        return dict(checks)
+    async def readiness() -> dict[str, str | None]:
+        return {name: None if ok else f"{name} is down" for name, ok in checks.items()}
 
     app = create_api(catalog, store, readiness=readiness, version="9.9.9-test")
     async with served(app) as http:
@@ -471,7 +471,11 @@ async def test_health_readiness_and_metrics(
     checks["kafka"] = False
     unready = await client.get("/readyz")
     assert unready.status_code == 503
-    assert unready.json()["checks"] == {"store": True, "kafka": False}
+    assert unready.json() == {
+        "status": "unavailable",
+        "checks": {"store": True, "kafka": False},
+        "reasons": {"kafka": "kafka is down"},
+    }
 
     metrics = await client.get("/metrics")
     assert metrics.status_code == 200

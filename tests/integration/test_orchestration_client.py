@@ -180,7 +180,7 @@ async def test_503_then_201_succeeds_on_second_attempt(
     assert 0.0 <= sleeps[0] <= FAST_POLICY.initial_backoff_seconds
 
 
-@pytest.mark.parametrize("status", [400, 403, 404, 409, 422])
+@pytest.mark.parametrize("status", [400, 404, 409, 422])
 async def test_other_4xx_is_permanent_after_one_call_with_the_api_error_message(
     stub: StubOrchestration, make_client: MakeClient, sleeps: list[float], status: int
 ) -> None:
@@ -276,16 +276,21 @@ async def test_static_bearer_is_accepted(stub: StubOrchestration, make_client: M
     assert (await run(make_client(auth=BearerTokenAuth("right")))).succeeded
 
 
-async def test_wrong_static_bearer_is_a_permanent_401(
-    stub: StubOrchestration, make_client: MakeClient
+async def test_a_wrong_static_bearer_is_refused_credentials_not_a_failed_event(
+    stub: StubOrchestration,
 ) -> None:
     stub.require_bearer = "right"
 
-    result = await run(make_client(auth=BearerTokenAuth("wrong")))
+    async with OrchestrationClient(stub.url, "v2", BearerTokenAuth("wrong"), 5.0) as client:
+        attempt = await client.start_workflow("review-deposit", {}, idempotency_key="k")
 
-    assert (result.succeeded, result.transient, result.status_code) == (False, False, 401)
+    assert (attempt.transient, attempt.credentials_refused, attempt.status_code) == (
+        True,
+        True,
+        401,
+    )
     assert len(stub.calls) == 1
-    assert "wrong" not in result.error
+    assert "wrong" not in (attempt.error or "")
 
 
 async def test_oauth_token_is_fetched_once_and_cached_across_calls(
@@ -334,19 +339,23 @@ async def test_oauth_token_is_fetched_again_when_it_expires(
     assert [c.answered_status for c in stub.calls] == [201, 201]
 
 
-async def test_token_endpoint_failure_is_a_transient_failed_attempt(
-    stub: StubOrchestration, make_client: MakeClient
+async def test_a_token_endpoint_refusing_our_client_is_refused_credentials(
+    stub: StubOrchestration,
 ) -> None:
     stub.oauth_clients = {"daemon": "another-secret"}
-    client = make_client(auth=oauth(stub), default_policy=RetryPolicy(max_attempts=2))
 
-    result = await run(client)
+    async with OrchestrationClient(stub.url, "v2", oauth(stub), 5.0) as client:
+        attempt = await client.start_workflow("review-deposit", {}, idempotency_key="k")
 
-    assert (result.transient, result.attempts, result.status_code) == (True, 2, None)
-    assert result.error == (
+    assert (attempt.transient, attempt.credentials_refused, attempt.status_code) == (
+        True,
+        True,
+        None,
+    )
+    assert attempt.error == (
         "runWorkflow review-deposit: token endpoint answered HTTP 401 (invalid_client)"
     )
-    assert stub.token_requests == 2
+    assert stub.token_requests == 1
     assert stub.calls == []
 
 

@@ -92,6 +92,13 @@ class CircuitBreaker:
             return False
         return True
 
+    def record_refusal(self, now: float) -> None:
+        """Our credentials were refused (401/403): every call would be, so open at once."""
+        if self._state is CircuitState.HALF_OPEN:
+            self._interval = min(self._interval * 2, self._settings.max_probe_interval)
+        if self._state is not CircuitState.OPEN:
+            self._open(now)
+
     def record_permanent(self, now: float) -> None:
         """A 4xx answer: the API is up, whatever it thought of this call."""
         self.record_success(now)

@@ -29,6 +29,10 @@ from trigger_daemon.ports import CallAttempt, WorkflowApi
 log = structlog.get_logger(__name__)
 
 _CIRCUIT_POLL_SECONDS = 0.05
+CREDENTIALS_REFUSED = (
+    "the orchestration API refused our credentials: check orchestration.token / client_id / "
+    "client_secret"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,7 @@ class WorkflowCaller:
         self.breaker = breaker or CircuitBreaker()
         self._sleep = sleep
         self._clock = clock
+        self._unavailable_reason = "calls fail"
 
     @property
     def default_policy(self) -> RetryPolicy:
@@ -106,7 +111,11 @@ class WorkflowCaller:
                     self.breaker.record_permanent(now)
                 self._log_circuit_change(was_open, attempt)
                 return _result(attempt, requests)
-            counts = self.breaker.record_failure(now)
+            if attempt.credentials_refused:
+                self.breaker.record_refusal(now)
+                counts = False
+            else:
+                counts = self.breaker.record_failure(now)
             self._log_circuit_change(was_open, attempt)
             if not counts:
                 since = now  # an outage: the circuit's probes pace the next try
@@ -118,13 +127,27 @@ class WorkflowCaller:
             since = now
             await self._sleep(backoff_delay(policy, requests, attempt.retry_after))
 
+    @property
+    def unavailable_reason(self) -> str | None:
+        """None while calls flow; else why they wait (readiness shows it)."""
+        return self._unavailable_reason if self.breaker.is_open else None
+
     def _log_circuit_change(self, was_open: bool, attempt: CallAttempt) -> None:
         if self.breaker.is_open and not was_open:
-            log.warning(
-                "orchestration.unavailable",
-                last_error=attempt.error,
-                detail="calls wait for the API and fetching pauses; one probe call per interval",
-            )
+            if attempt.credentials_refused:
+                self._unavailable_reason = f"{CREDENTIALS_REFUSED} ({attempt.error})"
+                log.error(
+                    "orchestration.credentials_refused",
+                    error=CREDENTIALS_REFUSED,
+                    last_error=attempt.error,
+                )
+            else:
+                self._unavailable_reason = f"calls fail: {attempt.error}"
+                log.warning(
+                    "orchestration.unavailable",
+                    last_error=attempt.error,
+                    detail="calls wait for the API, fetching pauses, one probe call per interval",
+                )
         elif was_open and not self.breaker.is_open:
             log.info("orchestration.recovered")
 

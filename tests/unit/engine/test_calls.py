@@ -194,3 +194,25 @@ async def test_the_circuit_opening_and_closing_are_logged_once_each() -> None:
         "orchestration.recovered",
     ]
     assert changes[0]["last_error"] == "HTTP 503: down for maintenance"
+
+
+async def test_refused_credentials_open_the_circuit_at_once_and_spend_nothing() -> None:
+    time = FakeTime()
+    refused = CallAttempt(
+        error="runWorkflow w: HTTP 401: unauthorized",
+        status_code=401,
+        transient=True,
+        credentials_refused=True,
+    )
+    subject = caller(ScriptedWorkflowApi(refused, refused, refused, OK), time)
+    with structlog.testing.capture_logs() as logs:
+        result = await subject.run_workflow("w", {}, idempotency_key="t:e")
+    assert result.succeeded
+    assert result.attempts == 4  # three refusals spent none of the policy's three attempts
+    events = [line["event"] for line in logs]
+    assert events == ["orchestration.credentials_refused", "orchestration.recovered"]
+    assert logs[0]["error"] == (
+        "the orchestration API refused our credentials: check orchestration.token / "
+        "client_id / client_secret"
+    )
+    assert time.now >= 5.0  # it waited for the circuit's probes (every 5 s here)

@@ -8,7 +8,7 @@ stay open whatever the API's authentication; `/metrics` needs `orchestration:rea
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
@@ -18,7 +18,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from trigger_daemon.adapters.api import schemas
 from trigger_daemon.adapters.api.auth import READ, ApiAuth, requires
 
-ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+# Each check's name, and None when it passes or the reason it fails.
+ReadinessCheck = Callable[[], Awaitable[Mapping[str, str | None]]]
 
 log = structlog.get_logger(__name__)
 
@@ -38,13 +39,18 @@ def health_router(readiness: ReadinessCheck | None, auth: ApiAuth | None = None)
         "/readyz",
         operation_id="readyz",
         responses={503: {"model": schemas.Readiness, "description": "A check failed"}},
+        response_model_exclude_none=True,
     )
     async def readyz(response: Response) -> schemas.Readiness:
-        checks = await _run(readiness)
-        ready = all(checks.values())
-        if not ready:
+        outcomes = await _run(readiness)
+        reasons = {name: why for name, why in outcomes.items() if why is not None}
+        if reasons:
             response.status_code = 503
-        return schemas.Readiness(status="ready" if ready else "unavailable", checks=checks)
+        return schemas.Readiness(
+            status="unavailable" if reasons else "ready",
+            checks={name: why is None for name, why in outcomes.items()},
+            reasons=reasons or None,
+        )
 
     @router.get(
         "/metrics",
@@ -59,11 +65,11 @@ def health_router(readiness: ReadinessCheck | None, auth: ApiAuth | None = None)
     return router
 
 
-async def _run(readiness: ReadinessCheck | None) -> dict[str, bool]:
+async def _run(readiness: ReadinessCheck | None) -> Mapping[str, str | None]:
     if readiness is None:
         return {}
     try:
         return await readiness()
-    except Exception:
+    except Exception as exc:
         log.exception("api_readiness_check_failed")
-        return {"readiness": False}
+        return {"readiness": f"the readiness check failed: {exc}"}

@@ -143,3 +143,6 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: str = Field(description="`ready`, or `unavailable` when any check failed.")
     checks: dict[str, bool]
+    reasons: dict[str, str] | None = Field(
+        None, description="Why each failing check fails (only when some check fails)."
+    )

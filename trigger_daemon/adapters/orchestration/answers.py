@@ -9,7 +9,8 @@ A 2xx answer succeeds when its body is a JSON object: Formance's `data` object w
 one, else the whole object. Anything else fails, and the failure says why: Formance's
 `errorMessage`, else the start of the body, else the reason phrase. Only the statuses in
 `core.retry.TRANSIENT_STATUSES` are worth trying again, after Retry-After when the answer
-gives one.
+gives one; 401 and 403 too, marked `credentials_refused`: our credentials are wrong, and
+every call will fail until they are fixed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from trigger_daemon.core.retry import is_transient_status, parse_retry_after
 from trigger_daemon.ports import CallAttempt
 
 EXCERPT_CHARS = 200  # of a body that is not a Formance error, in a failure's description
+# Our credentials refused: an outage of ours, not the event's. The call waits (transient) and
+# the caller treats it as the API being unavailable.
+CREDENTIALS_REFUSED = frozenset({401, 403})
 
 
 def classify(
@@ -42,6 +46,8 @@ def classify(
             return failure(workflow_id, f"HTTP {status}: the answer is not a JSON object", status)
         return CallAttempt(instance=instance, status_code=status)
     detail = f"HTTP {status}: {_reason(body, reason_phrase, encoding)}"
+    if status in CREDENTIALS_REFUSED:
+        return failure(workflow_id, detail, status, transient=True, credentials_refused=True)
     if not is_transient_status(status):
         return failure(workflow_id, detail, status)
     return failure(
@@ -56,6 +62,7 @@ def failure(
     *,
     transient: bool = False,
     retry_after: float | None = None,
+    credentials_refused: bool = False,
 ) -> CallAttempt:
     """A failed attempt, its error naming the call: `runWorkflow <workflow id>: <detail>`."""
     return CallAttempt(
@@ -63,6 +70,7 @@ def failure(
         status_code=status,
         transient=transient,
         retry_after=retry_after,
+        credentials_refused=credentials_refused,
     )
 
 

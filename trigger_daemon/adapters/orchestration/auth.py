@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, Generator
 import httpx
 
 from trigger_daemon.adapters.orchestration.answers import json_object
-from trigger_daemon.errors import WorkflowCallError
+from trigger_daemon.errors import CredentialsRefused, WorkflowCallError
 
 # A token is replaced this long before the server says it expires (at most half its
 # lifetime), so a request never leaves with a token that dies on the way.
@@ -120,6 +120,10 @@ class ClientCredentialsAuth(httpx.Auth):
         )
 
 
+# OAuth2 errors (RFC 6749 §5.2) that say our client, not the moment, is wrong.
+_REFUSALS = frozenset({"invalid_client", "unauthorized_client", "invalid_grant", "invalid_scope"})
+
+
 def read_token(status: int, body: bytes) -> tuple[str, float | None]:
     """The access token of a token endpoint's answer and its lifetime in seconds (None: until
     the API refuses it); a retriable `WorkflowCallError` when the answer holds no token."""
@@ -131,9 +135,10 @@ def read_token(status: int, body: bytes) -> tuple[str, float | None]:
     oauth_error = parsed.get("error")
     reason = f" ({oauth_error})" if isinstance(oauth_error, str) else ""
     missing = " without an access_token" if succeeded else ""
-    raise WorkflowCallError(
-        f"token endpoint answered HTTP {status}{missing}{reason}", retriable=True
-    )
+    message = f"token endpoint answered HTTP {status}{missing}{reason}"
+    if status in (401, 403) or oauth_error in _REFUSALS:
+        raise CredentialsRefused(message, retriable=True)
+    raise WorkflowCallError(message, retriable=True)
 
 
 def _seconds(value: object) -> float | None:

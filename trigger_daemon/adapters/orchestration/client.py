@@ -25,7 +25,7 @@ from trigger_daemon import __version__
 from trigger_daemon.adapters.orchestration.answers import classify, failure
 from trigger_daemon.adapters.orchestration.cookieless import CookielessAsyncClient
 from trigger_daemon.adapters.orchestration.transport import AiohttpTransport
-from trigger_daemon.errors import ConfigError, WorkflowCallError
+from trigger_daemon.errors import ConfigError, CredentialsRefused, WorkflowCallError
 from trigger_daemon.ports import CallAttempt
 
 _MAX_CACHED_URLS = 4096  # workflow ids come from triggers: far fewer in practice
@@ -110,7 +110,10 @@ class OrchestrationClient:
         except httpx.TransportError as exc:  # connection errors and timeouts
             return failure(workflow_id, _describe(exc), transient=True)
         except WorkflowCallError as exc:  # raised by an auth flow (token endpoint)
-            return failure(workflow_id, str(exc), transient=exc.retriable)
+            refused = isinstance(exc, CredentialsRefused)
+            return failure(
+                workflow_id, str(exc), transient=exc.retriable, credentials_refused=refused
+            )
         except (httpx.HTTPError, httpx.InvalidURL) as exc:  # undecodable answer, bad URL
             return failure(workflow_id, _describe(exc))
         return _attempt(workflow_id, response)

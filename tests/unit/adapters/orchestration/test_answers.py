@@ -74,11 +74,23 @@ def test_a_2xx_answer_that_is_not_a_json_object_is_a_permanent_failure(
     assert classify("wf", status, body, reason_phrase="Created", retry_after="5") == expected
 
 
-@pytest.mark.parametrize("status", [300, 302, 400, 401, 403, 404, 405, 409, 410, 422, 501, 505])
+@pytest.mark.parametrize("status", [300, 302, 400, 404, 405, 409, 410, 422, 501, 505])
 def test_other_statuses_are_permanent_with_the_api_error_message(status: int) -> None:
     attempt = classify("wf", status, ERROR_BODY, reason_phrase="Whatever", retry_after="5")
 
     assert attempt == failed(f"HTTP {status}: workflow not found", status)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_credentials_are_an_outage_of_ours_not_the_events(status: int) -> None:
+    attempt = classify("wf", status, ERROR_BODY, reason_phrase="Whatever", retry_after="5")
+
+    assert attempt == CallAttempt(
+        error=f"runWorkflow wf: HTTP {status}: workflow not found",
+        status_code=status,
+        transient=True,
+        credentials_refused=True,
+    )
 
 
 @pytest.mark.parametrize("status", [408, 425, 429, 500, 502, 503, 504])

@@ -316,16 +316,21 @@ class Soak:
         return f"SIGKILL {name}, restarted"
 
     async def stop(self) -> str:
-        """Frozen past its session timeout and its call timeout, so that on SIGCONT its
-        calls in flight time out while another replica owns their partitions."""
+        """Frozen with calls in flight, past its session timeout and its call timeout: its
+        API answers 503 for half a second first, so it holds calls in retry back-off; healed
+        at once, so the new owner of its partitions runs the same events meanwhile."""
         name = self._victim()
         seconds = max(2 * SESSION_TIMEOUT_MS / 1000, CALL_TIMEOUT_SECONDS) + 2
+        self.stubs[name].fail(None, 503)
+        await asyncio.sleep(0.5)
         os.kill(self.replicas[name].pid, signal.SIGSTOP)
+        self.stubs[name].heal()
         await asyncio.sleep(seconds)
         os.kill(self.replicas[name].pid, signal.SIGCONT)
         return (
-            f"SIGSTOP {name} for {seconds:g} s (session timeout {SESSION_TIMEOUT_MS} ms, "
-            f"call timeout {CALL_TIMEOUT_SECONDS} s), SIGCONT"
+            f"{name}'s API 503 for 0.5 s, then SIGSTOP {name} for {seconds:g} s (session "
+            f"timeout {SESSION_TIMEOUT_MS / 1000:g} s, call timeout {CALL_TIMEOUT_SECONDS} s), "
+            "SIGCONT"
         )
 
     async def postgres(self) -> str:
@@ -561,7 +566,10 @@ async def run_soak(options: Options, workdir: Path) -> SoakReport:
             running.create_task(stream.run(clock, until=stream_done))
             running.create_task(schedule())
         streamed = clock.now()
-        print(f"[{streamed:6.1f} s] stream stopped after {stream.produced} events; draining")
+        print(
+            f"[{streamed:6.1f} s] stream stopped after {stream.produced} events; draining",
+            flush=True,
+        )
         store = await open_store(soak.store_url)
         cleanup.push_async_callback(store.close)
         drained_in = await drain(soak, stream, store)

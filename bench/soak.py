@@ -38,7 +38,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from soak_report import (
     CrashWindow,
     FaultRecord,
-    Kill,
+    Outage,
     Pair,
     PartitionOffsets,
     SoakReport,
@@ -199,7 +199,7 @@ class Soak:
         self.group = "trigger-daemon-soak"
         self.store_url = ""
         self.calls: list[TimedCall] = []
-        self.kills: list[Kill] = []
+        self.outages: list[Outage] = []
         self.faults: list[FaultRecord] = []
         self.replica_exits: list[str] = []
         self.peak_rss_kib: dict[str, int] = {}
@@ -308,10 +308,13 @@ class Soak:
         self._next_victim += 1
         return names[(self._next_victim - 1) % len(names)]
 
+    def _kill(self, name: str) -> None:
+        self.outages.append(Outage(name, self.clock.now(), self.clock.now()))
+        self.replicas[name].kill()
+
     async def kill(self) -> str:
         name = self._victim()
-        self.kills.append(Kill(name, self.clock.now()))
-        self.replicas[name].kill()
+        self._kill(name)
         await self._restart(name)
         return f"SIGKILL {name}, restarted"
 
@@ -324,9 +327,11 @@ class Soak:
         self.stubs[name].fail(None, 503)
         await asyncio.sleep(0.5)
         os.kill(self.replicas[name].pid, signal.SIGSTOP)
+        stopped = self.clock.now()
         self.stubs[name].heal()
         await asyncio.sleep(seconds)
         os.kill(self.replicas[name].pid, signal.SIGCONT)
+        self.outages.append(Outage(name, stopped, self.clock.now()))
         return (
             f"{name}'s API 503 for 0.5 s, then SIGSTOP {name} for {seconds:g} s (session "
             f"timeout {SESSION_TIMEOUT_MS / 1000:g} s, call timeout {CALL_TIMEOUT_SECONDS} s), "
@@ -374,8 +379,7 @@ class Soak:
         name = self._victim()
 
         async def kill_now() -> None:
-            self.kills.append(Kill(name, self.clock.now()))
-            self.replicas[name].kill()
+            self._kill(name)
 
         await self._slow_answers(6, then=kill_now)
         await self._restart(name)
@@ -512,7 +516,7 @@ async def build_report(
     lost, statuses, multiple, unexpected = occurrence_figures(
         stream.expected, await stored_occurrences(store)
     )
-    called_more_than_once, repeats = find_repeats(soak.calls, soak.kills, window)
+    called_more_than_once, repeats = find_repeats(soak.calls, soak.outages, window)
     committed = await committed_offsets(soak)
     return SoakReport(
         seconds_streamed=streamed,
@@ -608,8 +612,8 @@ def parse_options(argv: list[str] | None = None) -> Options:
         type=float,
         default=5.0,
         metavar="SECONDS",
-        help="a repeat is allowed when its first 2xx answer went to a replica SIGKILLed up "
-        "to this long after it (default 5)",
+        help="a repeat is allowed after a 2xx answer to a replica SIGKILLed or SIGSTOPped "
+        "up to this long after it (default 5)",
     )
     parser.add_argument("--drain-timeout", type=float, default=180.0, metavar="SECONDS")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the report here")

@@ -5,9 +5,11 @@ A repeated call is a call made with an Idempotency-Key after that key was alread
 with a 2xx: the workflow ran, and was asked to run again. Calls retried after an error
 answer are the retry policy at work, not repeats. The delivery guarantees allow a repeat in
 one window only: a replica killed between the API's answer and its outcome write. So a
-repeat is in a crash window when its first 2xx answer went to a replica that was SIGKILLed
-shortly after (from `before` seconds before the kill to `after` seconds after it, for an
-answer to a call the killed replica had sent).
+replica frozen past its session timeout is one too, for the group. So every 2xx answer
+that was followed by another call with its key must have gone to a replica in an outage:
+from `before` seconds before it was SIGKILLed or SIGSTOPped to `after` seconds after it was
+killed or resumed (an answer to a call it had sent). A repeat is in a crash window when all
+of its answers followed by a call were.
 """
 
 from __future__ import annotations
@@ -40,9 +42,12 @@ class FaultRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class Kill:
+class Outage:
+    """A replica SIGKILLed (started == ended) or SIGSTOPped until SIGCONT."""
+
     replica: str
-    at: float
+    started: float
+    ended: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +55,11 @@ class CrashWindow:
     before: float
     after: float
 
-    def holds(self, answered: TimedCall, kills: Iterable[Kill]) -> bool:
+    def holds(self, answered: TimedCall, outages: Iterable[Outage]) -> bool:
         return any(
-            kill.replica == answered.replica
-            and kill.at - self.before <= answered.at <= kill.at + self.after
-            for kill in kills
+            outage.replica == answered.replica
+            and outage.started - self.before <= answered.at <= outage.ended + self.after
+            for outage in outages
         )
 
 
@@ -63,7 +68,11 @@ class Repeat:
     key: str
     first_answer: TimedCall
     calls_after: int
-    in_crash_window: bool
+    unexplained: TimedCall | None  # a 2xx answer outside any crash window, then a call
+
+    @property
+    def in_crash_window(self) -> bool:
+        return self.unexplained is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,9 +142,9 @@ class SoakReport:
             f"repeated calls    {len(self.repeats)} keys called again after a 2xx answer: "
             f"{len(self.repeats) - len(self.repeats_outside_crash_windows)} in a crash window, "
             f"{len(self.repeats_outside_crash_windows)} outside",
-            f"  crash window    first 2xx answer to the killed replica from "
-            f"{self.crash_window.before:g} s before its SIGKILL to {self.crash_window.after:g} s "
-            "after",
+            f"  crash window    a 2xx answer to a replica from {self.crash_window.before:g} s "
+            f"before its SIGKILL or SIGSTOP to {self.crash_window.after:g} s after it was killed "
+            "or resumed",
             *_repeat_lines(self.repeats),
             f"dead letters      {_counts(self.dead_letters) or 0}",
             "offsets           partition: committed / end",
@@ -163,7 +172,7 @@ class SoakReport:
 
 
 def find_repeats(
-    calls: Sequence[TimedCall], kills: Sequence[Kill], window: CrashWindow
+    calls: Sequence[TimedCall], outages: Sequence[Outage], window: CrashWindow
 ) -> tuple[int, list[Repeat]]:
     """How many keys were called more than once, and the repeats (calls after a 2xx)."""
     by_key: defaultdict[str, list[TimedCall]] = defaultdict(list)
@@ -174,9 +183,9 @@ def find_repeats(
         first_ok = next((i for i, call in enumerate(made) if 200 <= call.status < 300), None)
         if first_ok is None or first_ok == len(made) - 1:
             continue
-        answered = made[first_ok]
-        in_window = window.holds(answered, kills)
-        repeats.append(Repeat(key, answered, len(made) - first_ok - 1, in_window))
+        followed = [c for c in made[first_ok:-1] if 200 <= c.status < 300]
+        unexplained = next((c for c in followed if not window.holds(c, outages)), None)
+        repeats.append(Repeat(key, made[first_ok], len(made) - first_ok - 1, unexplained))
     return sum(1 for made in by_key.values() if len(made) > 1), repeats
 
 
@@ -203,7 +212,12 @@ def _repeat_lines(repeats: Sequence[Repeat], limit: int = 10) -> list[str]:
     lines = [
         f"    {r.key}  first 2xx to {r.first_answer.replica} at {r.first_answer.at:.1f} s, "
         f"{r.calls_after} more call(s), "
-        + ("in a crash window" if r.in_crash_window else "OUTSIDE any crash window")
+        + (
+            "in a crash window"
+            if r.unexplained is None
+            else f"OUTSIDE any crash window: a 2xx to {r.unexplained.replica} at "
+            f"{r.unexplained.at:.1f} s, then called again"
+        )
         for r in shown
     ]
     if len(repeats) > limit:

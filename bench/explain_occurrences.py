@@ -10,7 +10,7 @@ listing, and the lookup by (trigger, event) that every delivered event makes.
     .venv/bin/python bench/explain_occurrences.py                 # a private cluster
     .venv/bin/python bench/explain_occurrences.py --url postgresql://USER@HOST/DB  # yours
 
-With no --url it starts a private cluster like the tests do (tests/integration/postgres.py:
+With no --url it starts a private cluster like the tests do (trigger_daemon/devtools/postgres.py:
 Debian's `postgresql` package, initdb in a temporary directory) and removes it afterwards.
 The queries are built by the store's own code (adapters/store/queries.py), so the plans are the
 daemon's.
@@ -31,10 +31,10 @@ from sqlalchemy.dialects import postgresql
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.integration.postgres import PostgresCluster  # noqa: E402
 from trigger_daemon.adapters.store import open_store  # noqa: E402
 from trigger_daemon.adapters.store.queries import occurrence_page_query  # noqa: E402
 from trigger_daemon.adapters.store.schema import occurrences  # noqa: E402
+from trigger_daemon.devtools.postgres import PostgresCluster  # noqa: E402
 
 PAGE = 15 + 1  # the API asks for one more than the page size, to know whether more follow
 

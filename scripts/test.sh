@@ -4,7 +4,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/bootstrap.sh
-# The store's tests start a private PostgreSQL cluster (tests/integration/postgres.py) from
+# The store's tests start a private PostgreSQL cluster (trigger_daemon/devtools/postgres.py) from
 # Debian's `postgresql` package; install it when missing (CI runs as root, without stdin).
 if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then

@@ -16,10 +16,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from trigger_daemon.adapters.store import SqlStore, open_store
 from trigger_daemon.config import LoadedConfig, Settings
 from trigger_daemon.devtools.broker import TansuBroker
+from trigger_daemon.devtools.postgres import PostgresCluster
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 from trigger_daemon.triggers.catalog import TriggerCatalog
-
-from .postgres import PostgresCluster
 
 
 @pytest.fixture(scope="session")

@@ -21,10 +21,10 @@ from trigger_daemon.core.occurrences import Occurrence, OccurrenceStatus
 from trigger_daemon.core.triggers import yaml_trigger_id
 from trigger_daemon.devtools import events
 from trigger_daemon.devtools.broker import TansuBroker
+from trigger_daemon.devtools.processes import DaemonProcess
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 
 from .conftest import daemon_settings, produce_many, wait_until
-from .processes import DaemonProcess
 
 pytestmark = pytest.mark.slow
 

@@ -28,10 +28,10 @@ from trigger_daemon.adapters.kafka import KafkaConnection, KafkaSource
 from trigger_daemon.core.triggers import yaml_trigger_id
 from trigger_daemon.devtools import events
 from trigger_daemon.devtools.broker import TansuBroker
+from trigger_daemon.devtools.processes import DaemonProcess
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 
 from .conftest import committed_offset, produce_many, wait_until
-from .processes import DaemonProcess
 
 TRIGGERS = [
     {

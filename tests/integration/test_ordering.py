@@ -15,10 +15,10 @@ from trigger_daemon.core.occurrences import OccurrenceStatus
 from trigger_daemon.core.triggers import yaml_trigger_id
 from trigger_daemon.devtools import events
 from trigger_daemon.devtools.broker import TansuBroker
+from trigger_daemon.devtools.processes import DaemonProcess
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 
 from .conftest import committed_offset, daemon_settings, in_process, produce_many, wait_until
-from .processes import DaemonProcess
 
 # Transactions into `slow:` accounts run a slow workflow; the others a fast one.
 TRIGGERS = [

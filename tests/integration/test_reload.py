@@ -17,10 +17,10 @@ import yaml
 from trigger_daemon.core.triggers import yaml_trigger_id
 from trigger_daemon.devtools import events
 from trigger_daemon.devtools.broker import TansuBroker
+from trigger_daemon.devtools.processes import COMMAND, DaemonProcess
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 
 from .conftest import daemon_settings, produce, wait_until
-from .processes import COMMAND, DaemonProcess
 
 pytestmark = pytest.mark.slow
 

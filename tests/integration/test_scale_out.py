@@ -30,11 +30,11 @@ from trigger_daemon.adapters.store.engine import create_engine
 from trigger_daemon.core.triggers import yaml_trigger_id
 from trigger_daemon.devtools import events
 from trigger_daemon.devtools.broker import TansuBroker
+from trigger_daemon.devtools.postgres import PostgresCluster
+from trigger_daemon.devtools.processes import DaemonProcess
 from trigger_daemon.devtools.stub_orchestration import StubCall, StubOrchestration
 
 from .conftest import daemon_settings, wait_until
-from .postgres import PostgresCluster
-from .processes import DaemonProcess
 
 pytestmark = pytest.mark.slow
 

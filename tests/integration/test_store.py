@@ -32,13 +32,13 @@ from trigger_daemon.adapters.store.schema import metadata
 from trigger_daemon.adapters.store.thread_writer import ThreadWriter
 from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, OccurrenceStatus, Outcome
 from trigger_daemon.core.triggers import Trigger, TriggerSource, parse_definition, yaml_trigger_id
+from trigger_daemon.devtools.postgres import PostgresCluster
 from trigger_daemon.errors import ConfigError, ConflictError, NotFoundError, StoreError
 from trigger_daemon.ports import Store
 from trigger_daemon.testing import InMemoryStore
 from trigger_daemon.triggers.catalog import TriggerCatalog
 
 from .conftest import wait_until
-from .postgres import PostgresCluster
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

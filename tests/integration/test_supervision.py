@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from trigger_daemon.devtools.broker import TansuBroker
+from trigger_daemon.devtools.processes import DaemonProcess
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 
 from .conftest import committed_offset, produce_many, wait_until
 from .faulty_daemon import INJECTED
-from .processes import DaemonProcess
 from .test_faults import PARTITIONS, calls_per_key, config, transactions, until_all_succeeded
 from .test_faults import stream_topic as stream_topic  # the fixture
 

@@ -1,5 +1,6 @@
 """The daemon as a real OS process, as an operator runs it: a YAML config file and the
-`trigger-daemon run` console script. Its JSON log goes to a file the test can read."""
+`trigger-daemon run` console script. Its JSON log goes to a file the caller can read
+(the tests, the soak)."""
 
 from __future__ import annotations
 

@@ -65,8 +65,8 @@ TRIGGERS: list[dict[str, Any]] = [
         "filter": "event.transactions[0].postings[0].asset == 'USD/2'",
         "workflowID": "book",
         "vars": {
-            "txid": "to_string(event.transactions[0].id)",
-            "amount": "to_string(event.transactions[0].postings[0].amount)",
+            "txid": "event.transactions[0].id",
+            "amount": "event.transactions[0].postings[0].amount",
         },
     },
     {

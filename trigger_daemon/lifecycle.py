@@ -105,7 +105,12 @@ def _failed_while_stopping(part: Part, task: asyncio.Task[None]) -> PartFailed |
     return PartFailed(part.name, error)
 
 
-def install_stop_signals(stop: asyncio.Event) -> None:
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def install_stop_signals(
+    stop: asyncio.Event, signals: tuple[signal.Signals, ...] = STOP_SIGNALS
+) -> None:
     """SIGTERM and Ctrl-C ask for a graceful stop; a second one is the operator insisting."""
     loop = asyncio.get_running_loop()
 
@@ -116,7 +121,7 @@ def install_stop_signals(stop: asyncio.Event) -> None:
         log.info("daemon.stopping", signal=signum.name)
         stop.set()
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in signals:
         loop.add_signal_handler(signum, request_stop, signum)
 
 

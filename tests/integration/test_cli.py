@@ -119,6 +119,61 @@ def test_the_demo_runs_end_to_end() -> None:
     assert "occurrence.succeeded" in done.stderr  # the daemon's own log lines
 
 
+def children_of(pid: int) -> set[int]:
+    """The processes whose parent is `pid`, read from /proc."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_a_hangup_stops_the_kept_demo_and_everything_it_started() -> None:
+    demo = await asyncio.create_subprocess_exec(
+        *COMMAND,
+        "demo",
+        "--rounds",
+        "1",
+        "--keep-running",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_DAEMON_")},
+    )
+    try:
+        assert demo.stdout is not None
+        said = ""
+        while "keeps running" not in said:
+            line = await asyncio.wait_for(demo.stdout.readline(), timeout=120)
+            assert line, f"the demo ended early: {said}"
+            said += line.decode()
+        started = children_of(demo.pid)
+        assert started, "the demo should have started the broker"
+        demo.send_signal(signal.SIGHUP)
+        await asyncio.wait_for(demo.wait(), timeout=30)
+    finally:
+        if demo.returncode is None:
+            demo.kill()
+            await demo.wait()
+    assert demo.returncode == 0
+    await wait_until(
+        lambda: not any(alive(pid) for pid in started),
+        within_seconds=5,
+        what="the broker to stop with the demo",
+    )
+
+
 async def test_run_serves_the_api_processes_events_and_stops_cleanly_on_sigterm(
     broker: TansuBroker, stub: StubOrchestration, topic: str, tmp_path: Path
 ) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 import tempfile
 import time
@@ -29,7 +30,7 @@ from trigger_daemon.config import LoadedConfig, Settings
 from trigger_daemon.devtools import events
 from trigger_daemon.devtools.broker import TansuBroker
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
-from trigger_daemon.lifecycle import install_stop_signals
+from trigger_daemon.lifecycle import STOP_SIGNALS, install_stop_signals
 
 DEFAULT_TRIGGERS = Path(__file__).resolve().parents[2] / "config" / "triggers"
 TOPICS = ("ledger", "payments")
@@ -61,6 +62,9 @@ def demo_events(rounds: int, first_tx: int = 0) -> list[tuple[str, bytes]]:
 async def run_demo(
     rounds: int, triggers_dir: Path, keep_running: bool, say: Callable[[str], None]
 ) -> int:
+    stop = asyncio.Event()
+    # A hangup (the terminal closing) stops the demo too, and with it what the demo started.
+    install_stop_signals(stop, (*STOP_SIGNALS, signal.SIGHUP))
     with tempfile.TemporaryDirectory(prefix="trigger-daemon-demo-") as workdir:
         async with TansuBroker() as broker, StubOrchestration() as stub:
             await broker.create_topics([*TOPICS, "trigger-daemon-dlq"], partitions=3)
@@ -89,8 +93,6 @@ async def run_demo(
                 }
             )
             daemon = Daemon(LoadedConfig(settings=settings, path=None))
-            stop = asyncio.Event()
-            install_stop_signals(stop)
             say(f"starting the daemon with the triggers in {triggers_dir} ...")
             running = asyncio.create_task(daemon.run(stop))
             api_url = await _wait_api(daemon, running)

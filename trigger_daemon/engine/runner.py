@@ -8,15 +8,16 @@ context (a record's topic/partition/offset, or the re-drive).
 Two rules keep a workflow from running twice outside a crash:
 - An answer the API has given is kept: when the outcome write fails (the store restarting),
   the write alone is retried until it lands; the call is never made again for it.
-- Before each retry of a call, the occurrence is read back: if it is final, another replica
-  (the partition's new owner, while this one was paused) finished it, and this one stops.
+- Before each retry of a call, and before a first try made long after the occurrence was
+  begun, the occurrence is read back: if it is final, another replica (the partition's new
+  owner, while this one was paused) finished it, and this one stops.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -38,6 +39,10 @@ BeforeWrite = Callable[[CallResult], Awaitable[None]]
 # The back-off between tries of an outcome write. Its max_attempts is never read: the write is
 # retried until it lands, since giving up would ask the API again for an answer it gave.
 OUTCOME_WRITE_RETRY = RetryPolicy(initial_backoff_seconds=0.1, max_backoff_seconds=5.0)
+# A first try this long after the occurrence was begun reads it back first; shorter than any
+# sensible kafka.session_timeout_ms, so a replica paused long enough to lose its partitions
+# always checks. Fresh occurrences (nearly all) cost no read.
+_READ_BACK_AFTER = timedelta(seconds=2)
 
 
 class OccurrenceRunner:
@@ -72,6 +77,8 @@ class OccurrenceRunner:
         except ExpressionError as exc:
             outcome = Outcome.failed(str(exc), occurrence.attempts)
         else:
+            if _begun_long_ago(occurrence) and not await self._still_pending(occurrence.id):
+                return await self._superseded(occurrence, compiled, log_context or {})
             result = await self._call(compiled, variables, occurrence, traceparent)
             if result.superseded:
                 return await self._superseded(occurrence, compiled, log_context or {})
@@ -155,6 +162,12 @@ class OccurrenceRunner:
     def _retry_policy(self, compiled: CompiledTrigger) -> RetryPolicy | None:
         override = compiled.trigger.retry
         return None if override is None else override.over(self._caller.default_policy)
+
+
+def _begun_long_ago(occurrence: Occurrence) -> bool:
+    """Begun long enough ago that another replica may have run it meanwhile: this one was
+    paused between beginning it and calling, or it is a redelivered pending occurrence."""
+    return datetime.now(UTC) - occurrence.date > _READ_BACK_AFTER
 
 
 def _outcome_of(result: CallResult, occurrence: Occurrence, variables: dict[str, str]) -> Outcome:

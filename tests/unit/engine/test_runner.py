@@ -4,7 +4,7 @@ announced before it is written."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from trigger_daemon.core.circuit import CircuitBreaker
@@ -274,3 +274,50 @@ async def test_a_retry_stops_when_another_replica_finished_the_occurrence() -> N
     )
     assert events.published == []  # the finisher announced it, not this replica
     assert hooked == []  # so nothing is dead-lettered here either
+
+
+class CountingReads(InMemoryStore):
+    """Counts the runner's reads of an occurrence (the fake's own writes read it too)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+        self._writing = False
+
+    async def get_occurrence(self, occurrence_id: str) -> Occurrence:
+        self.reads += 0 if self._writing else 1
+        return await super().get_occurrence(occurrence_id)
+
+    async def finish_occurrence(self, occurrence: Occurrence, outcome: Outcome) -> Occurrence:
+        self._writing = True
+        try:
+            return await super().finish_occurrence(occurrence, outcome)
+        finally:
+            self._writing = False
+
+
+async def test_a_replica_resuming_long_after_beginning_an_occurrence_finished_elsewhere_stops() -> (
+    None
+):
+    store, api = CountingReads(), ScriptedWorkflowApi()
+    compiled = await compiled_trigger(store, SETTLE)
+    begun_before_a_pause = datetime.now(UTC) - timedelta(seconds=30)
+    [occurrence] = await store.begin_occurrences(
+        [NewOccurrence(compiled.trigger.id, "e-1", payment(), begun_before_a_pause)]
+    )
+    await store.finish_occurrence(occurrence, Outcome.succeeded({"id": "wi-other"}, 1, {}))
+
+    returned = await runner_for(store, api).run(compiled, occurrence, document(payment()))
+
+    assert api.requests == []
+    assert returned.workflow_instance_id == "wi-other"
+
+
+async def test_a_fresh_occurrence_is_called_without_reading_it_back() -> None:
+    store, api = CountingReads(), ScriptedWorkflowApi()
+    compiled = await compiled_trigger(store, SETTLE)
+    occurrence = await pending(store, compiled, payment())
+
+    await runner_for(store, api).run(compiled, occurrence, document(payment()))
+
+    assert (len(api.requests), store.reads) == (1, 0)

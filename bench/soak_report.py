@@ -69,6 +69,7 @@ class Repeat:
     first_answer: TimedCall
     calls_after: int
     unexplained: TimedCall | None  # a 2xx answer outside any crash window, then a call
+    next_call: TimedCall | None = None  # the call that followed `unexplained`
 
     @property
     def in_crash_window(self) -> bool:
@@ -185,7 +186,8 @@ def find_repeats(
             continue
         followed = [c for c in made[first_ok:-1] if 200 <= c.status < 300]
         unexplained = next((c for c in followed if not window.holds(c, outages)), None)
-        repeats.append(Repeat(key, made[first_ok], len(made) - first_ok - 1, unexplained))
+        after = made[made.index(unexplained) + 1] if unexplained is not None else None
+        repeats.append(Repeat(key, made[first_ok], len(made) - first_ok - 1, unexplained, after))
     return sum(1 for made in by_key.values() if len(made) > 1), repeats
 
 
@@ -207,6 +209,10 @@ def occurrence_figures(
     return lost, dict(statuses), multiple, unexpected
 
 
+def _by(call: TimedCall | None) -> str:
+    return "" if call is None else f" by {call.replica} at {call.at:.1f} s ({call.status})"
+
+
 def _repeat_lines(repeats: Sequence[Repeat], limit: int = 10) -> list[str]:
     shown = sorted(repeats, key=lambda r: (r.in_crash_window, r.first_answer.at))[:limit]
     lines = [
@@ -216,7 +222,7 @@ def _repeat_lines(repeats: Sequence[Repeat], limit: int = 10) -> list[str]:
             "in a crash window"
             if r.unexplained is None
             else f"OUTSIDE any crash window: a 2xx to {r.unexplained.replica} at "
-            f"{r.unexplained.at:.1f} s, then called again"
+            f"{r.unexplained.at:.1f} s, then called again{_by(r.next_call)}"
         )
         for r in shown
     ]

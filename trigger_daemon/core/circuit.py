@@ -92,6 +92,13 @@ class CircuitBreaker:
             return False
         return True
 
+    def release(self, now: float) -> None:
+        """A call that acquired the probe did not make it (it was no longer wanted): the next
+        caller may probe at once."""
+        if self._state is CircuitState.HALF_OPEN:
+            self._state = CircuitState.OPEN
+            self._next_probe_at = now
+
     def record_refusal(self, now: float) -> None:
         """Our credentials were refused (401/403): every call would be, so open at once."""
         if self._state is CircuitState.HALF_OPEN:

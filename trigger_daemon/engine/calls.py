@@ -97,6 +97,7 @@ class WorkflowCaller:
         while True:
             await self._wait_for_circuit()
             if requests and still_wanted is not None and not await still_wanted():
+                self.breaker.release(self._clock())
                 return CallResult(attempts=requests, error="superseded", superseded=True)
             attempt = await self._api.start_workflow(
                 workflow_id, variables, idempotency_key=idempotency_key, traceparent=traceparent

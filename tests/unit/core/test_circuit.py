@@ -88,3 +88,15 @@ def test_late_failures_of_calls_sent_before_opening_do_not_count() -> None:
     breaker = opened()
     assert breaker.record_failure(now=0.1) is False
     assert breaker.state is CircuitState.OPEN
+
+
+def test_a_probe_released_unused_lets_the_next_caller_probe_at_once() -> None:
+    breaker = CircuitBreaker(SETTINGS)
+    for n in range(SETTINGS.failure_threshold):
+        breaker.record_failure(float(n) + 10)
+    assert breaker.state is CircuitState.OPEN
+    probe_at = 10 + SETTINGS.failure_threshold + SETTINGS.probe_interval
+    assert breaker.try_acquire(probe_at)
+    assert not breaker.try_acquire(probe_at)  # half-open: one probe at a time
+    breaker.release(probe_at)
+    assert breaker.try_acquire(probe_at)

@@ -8,8 +8,9 @@ the API is up and the failure is this workflow's. A failure while nothing succee
 When failures pile up the circuit opens: calls then wait for its probes, and the pipeline stops
 fetching, so an outage delays events but does not fail them, whatever the policy's numbers.
 
-Before each retry the caller may ask whether the try is still wanted (`still_wanted`): a
-replica that lost the record's partition, or whose occurrence was finished elsewhere, stops.
+Before each retry, and before a first try that had to wait for the circuit, the caller asks
+whether the try is still wanted (`still_wanted`): a replica whose occurrence was finished
+elsewhere meanwhile (its partition moved while it was paused or waiting) stops.
 """
 
 from __future__ import annotations
@@ -95,8 +96,11 @@ class WorkflowCaller:
         requests = spent = 0
         since = self._clock()  # a success of another call after this shows the API is up
         while True:
-            await self._wait_for_circuit()
-            if requests and still_wanted is not None and not await still_wanted():
+            waited = await self._wait_for_circuit()
+            # Any try after a wait may have been overtaken: the record's partition may have
+            # moved to another replica, which ran it (this one was paused, or waited out an
+            # outage).
+            if (requests or waited) and still_wanted is not None and not await still_wanted():
                 self.breaker.release(self._clock())
                 return CallResult(attempts=requests, error="superseded", superseded=True)
             attempt = await self._api.start_workflow(
@@ -152,10 +156,14 @@ class WorkflowCaller:
         elif was_open and not self.breaker.is_open:
             log.info("orchestration.recovered")
 
-    async def _wait_for_circuit(self) -> None:
+    async def _wait_for_circuit(self) -> bool:
+        """Until the circuit lets a call through; True when that took any waiting."""
+        waited = False
         while not self.breaker.try_acquire(self._clock()):
             wait = self.breaker.seconds_until_probe(self._clock())
             await self._sleep(min(max(wait, _CIRCUIT_POLL_SECONDS), 1.0))
+            waited = True
+        return waited
 
 
 def _result(attempt: CallAttempt, requests: int) -> CallResult:

@@ -4,7 +4,7 @@ from collections.abc import Mapping
 
 import structlog
 
-from trigger_daemon.core.circuit import CircuitBreaker, CircuitSettings
+from trigger_daemon.core.circuit import CircuitBreaker, CircuitSettings, CircuitState
 from trigger_daemon.core.retry import RetryPolicy
 from trigger_daemon.engine.calls import WorkflowCaller
 from trigger_daemon.ports import CallAttempt
@@ -216,3 +216,19 @@ async def test_refused_credentials_open_the_circuit_at_once_and_spend_nothing() 
         "client_id / client_secret"
     )
     assert time.now >= 5.0  # it waited for the circuit's probes (every 5 s here)
+
+
+async def test_a_first_try_that_waited_for_the_circuit_asks_whether_it_is_still_wanted() -> None:
+    time = FakeTime()
+    subject = caller(ScriptedWorkflowApi(OK), time)
+    subject.breaker.record_refusal(time.now)  # the circuit is open when the call begins
+
+    async def finished_elsewhere() -> bool:
+        return False
+
+    result = await subject.run_workflow(
+        "w", {}, idempotency_key="t:e", still_wanted=finished_elsewhere
+    )
+    assert result.superseded
+    assert result.attempts == 0
+    assert subject.breaker.state is CircuitState.OPEN  # the probe was released

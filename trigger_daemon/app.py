@@ -31,6 +31,7 @@ from trigger_daemon.adapters.api import (
     create_api,
 )
 from trigger_daemon.adapters.kafka import (
+    BrokerWatch,
     KafkaConnection,
     KafkaDeadLetters,
     KafkaOutcomeEvents,
@@ -104,12 +105,15 @@ class Daemon:
             publisher = KafkaPublisher(connection)  # started below, once the API listens
             dead_letters, outcome_events = self._publishing(publisher)
             source = self._source(connection)  # joins the group when entered, below
+            broker = BrokerWatch(source.probe, self.settings.kafka.bootstrap_servers)
             caller = WorkflowCaller(api, self.settings.orchestration.retry.policy())
             runner = OccurrenceRunner(store, caller, outcome_events, tracing)
             redrive = Redrive(catalog, store, runner)
             # Listening before Kafka: a busy port fails the start before the group is joined
             # (no rebalance of the running replicas), and /healthz answers from the start.
-            api_server = await self._start_api(stack, catalog, store, caller, redrive, source)
+            api_server = await self._start_api(
+                stack, catalog, store, caller, redrive, source, broker
+            )
             await stack.enter_async_context(publisher)
             await stack.enter_async_context(source)
             handler = RecordHandler(catalog, store, runner, dead_letters, tracing)
@@ -138,6 +142,7 @@ class Daemon:
                 [
                     Part("pipeline", partial(pipeline.run, until_idle=until_idle), until_idle),
                     Part("API server", api_server.watch),
+                    Part("broker watch", broker.watch),
                     # Triggers changed through another replica's API become active here too.
                     Part(
                         "trigger refresh",
@@ -255,6 +260,7 @@ class Daemon:
         caller: WorkflowCaller,
         redrive: Redrive,
         source: Source,
+        broker: BrokerWatch,
     ) -> ApiServer:
         """The API, serving until the stack closes: after the pipeline has drained."""
 
@@ -268,7 +274,8 @@ class Daemon:
             except TimeoutError:
                 store_problem = f"no answer within {_READINESS_STORE_TIMEOUT_SECONDS:g} s"
             return {
-                "consumer": None if source.joined() else "not in the consumer group yet",
+                "consumer": broker.problem
+                or (None if source.joined() else "not in the consumer group yet"),
                 "store": store_problem,
                 # An open circuit: the orchestration API is failing every call; work waits.
                 "orchestration": caller.unavailable_reason,

@@ -315,16 +315,26 @@ async def test_a_broker_outage_of_30_seconds_is_ridden_out(
             await daemon.wait_ready()
             await produce_many(own_broker.bootstrap_servers, topic, transactions(count))
             await wait_until(lambda: len(stub.calls) >= count // 3, what="a third of the calls")
+            lines_before = len(daemon.log_lines())
             os.kill(own_broker.pid, signal.SIGSTOP)
             try:
                 await asyncio.sleep(30)
                 assert daemon.returncode is None, daemon.tail()
+                outage_lines = daemon.log_lines()[lines_before:]
             finally:
                 os.kill(own_broker.pid, signal.SIGCONT)
             await until_all_succeeded(tmp_path, count)
             assert daemon.returncode is None
+            await wait_until(lambda: bool(daemon.events("kafka.recovered")), what="recovered")
+            recovered = daemon.events("kafka.recovered")
         finally:
             daemon.stop_quietly()
     per_key = calls_per_key(stub)
     assert len(per_key) == count
     assert max(per_key.values()) == 1
+    # One line says the broker is gone (the client's own errors are not repeated), one that
+    # it is back: not a storm of dozens of lines a second.
+    complaints = [line["event"] for line in outage_lines if line["level"] in ("warning", "error")]
+    assert complaints.count("kafka.unreachable") == 1
+    assert len(complaints) < 20, complaints
+    assert len(recovered) == 1

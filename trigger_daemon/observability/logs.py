@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
@@ -56,7 +57,38 @@ def configure_logging(level: str = "info", fmt: str = "json", secrets: Iterable[
             foreign_pre_chain=shared,
         )
     )
+    # A broker outage makes aiokafka repeat the same few lines dozens of times a second; the
+    # daemon says it once itself (kafka.unreachable, kafka.recovered).
+    handler.addFilter(QuietRepeats(("aiokafka",)))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     # Libraries are chatty at info; their warnings still show.
     root.setLevel(max(_LEVELS[level], logging.WARNING))
+
+
+class QuietRepeats(logging.Filter):
+    """Lets a library's line through once per `window_seconds` per logger and message
+    template (the format string before its arguments); the repeats in between are dropped."""
+
+    def __init__(
+        self,
+        logger_prefixes: tuple[str, ...],
+        window_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._prefixes = logger_prefixes
+        self._window = window_seconds
+        self._clock = clock
+        self._last_shown: dict[tuple[str, object], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self._prefixes):
+            return True
+        key = (record.name, record.msg)
+        now = self._clock()
+        shown = self._last_shown.get(key)
+        if shown is not None and now - shown < self._window:
+            return False
+        self._last_shown[key] = now
+        return True

@@ -4,10 +4,12 @@ events.
 connection  KafkaConnection: servers, client id, TLS and SASL; starting a client
 consumer    KafkaSource: fetches, commits, rebalances, consumer lag
 publisher   KafkaPublisher and the sinks over it: KafkaDeadLetters, KafkaOutcomeEvents
+health      BrokerWatch: is the broker answering (readiness, one line when lost and back)
 """
 
 from trigger_daemon.adapters.kafka.connection import KafkaConnection
 from trigger_daemon.adapters.kafka.consumer import KafkaSource
+from trigger_daemon.adapters.kafka.health import BrokerWatch
 from trigger_daemon.adapters.kafka.publisher import (
     KafkaDeadLetters,
     KafkaOutcomeEvents,
@@ -16,6 +18,7 @@ from trigger_daemon.adapters.kafka.publisher import (
 )
 
 __all__ = [
+    "BrokerWatch",
     "KafkaConnection",
     "KafkaDeadLetters",
     "KafkaOutcomeEvents",

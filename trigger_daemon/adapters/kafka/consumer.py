@@ -77,6 +77,10 @@ class KafkaSource:
         await self._consumer.stop()
         self._forget_lag(set(self._lag_gauges))
 
+    async def probe(self) -> None:
+        """Ask the broker for the cluster's metadata: raises, or hangs, while it cannot answer."""
+        await self._consumer.topics()
+
     def set_revocation_handler(self, handler: RevocationHandler) -> None:
         self._revocation_handler = handler
 

@@ -1,4 +1,5 @@
-# trigger-daemon: docker build -t trigger-daemon . && docker run -v $PWD/config:/etc/trigger-daemon trigger-daemon
+# trigger-daemon: docker build -t trigger-daemon . ; run it as README.md's Docker section shows.
+# The API listens on 0.0.0.0 here, so the daemon refuses to start without api.auth (a token).
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./

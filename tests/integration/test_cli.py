@@ -285,3 +285,27 @@ def test_validate_warns_of_a_var_that_can_render_null_and_still_passes(tmp_path:
         f"warning: {config}: trigger pay: vars.amount: to_string(event.amount) renders the "
         'string "null" when the field is missing'
     ) in done.stderr
+
+
+async def test_an_unreachable_broker_stops_the_start_with_a_sentence(
+    stub: StubOrchestration, tmp_path: Path
+) -> None:
+    closed = f"127.0.0.1:{free_port()}"
+    config = tmp_path / "daemon.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "kafka": {"bootstrap_servers": closed, "topics": ["ledger"]},
+                "orchestration": {"base_url": stub.url},
+                "store": {"url": f"sqlite:///{tmp_path}/store.db"},
+                "api": {"port": 0},
+            }
+        )
+    )
+    done = await asyncio.to_thread(run_cli, "run", "--config", str(config))
+    assert done.returncode == 1
+    assert (
+        "trigger-daemon: cannot run:\n"
+        f"  cannot start the Kafka producer: no broker at {closed} answered (is it running, "
+        "and is kafka.bootstrap_servers right?)\n"
+    ) in done.stderr

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from pydantic import SecretStr
 
 from trigger_daemon.errors import BrokerError
@@ -79,12 +79,22 @@ class KafkaConnection:
         return context
 
 
-async def start_client(client: AIOKafkaConsumer | AIOKafkaProducer, role: str) -> None:
+async def start_client(
+    client: AIOKafkaConsumer | AIOKafkaProducer, role: str, servers: str
+) -> None:
     """Start an aiokafka consumer or producer, or stop it and raise BrokerError: retriable for
     the broker's own errors, not for a refused SASL login (aiokafka raises plain errors there).
-    `role` ("consumer", "producer") names the client in the message."""
+    `role` ("consumer", "producer") and `servers` name the client and its broker."""
     try:
         await client.start()
+    except KafkaConnectionError as exc:
+        await client.stop()
+        # aiokafka's message holds a list of address tuples; say it as a sentence instead.
+        raise BrokerError(
+            f"cannot start the Kafka {role}: no broker at {servers} answered (is it running, "
+            "and is kafka.bootstrap_servers right?)",
+            retriable=True,
+        ) from exc
     except KafkaError as exc:
         await client.stop()
         raise BrokerError(f"cannot start the Kafka {role}: {exc}", retriable=True) from exc

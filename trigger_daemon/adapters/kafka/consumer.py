@@ -48,6 +48,7 @@ class KafkaSource:
         heartbeat_interval_ms: int = 3_000,
     ) -> None:
         self._topics = list(topics)
+        self._servers = connection.bootstrap_servers
         self._max_records = max_records
         self._revocation_handler: RevocationHandler | None = None
         self._has_joined_group = False
@@ -64,7 +65,7 @@ class KafkaSource:
 
     async def __aenter__(self) -> Self:
         self._consumer.subscribe(self._topics, listener=_RebalanceListener(self))
-        await start_client(self._consumer, "consumer")
+        await start_client(self._consumer, "consumer", self._servers)
         return self
 
     async def __aexit__(

@@ -37,13 +37,14 @@ class KafkaPublisher:
     """
 
     def __init__(self, connection: KafkaConnection) -> None:
+        self._servers = connection.bootstrap_servers
         # Large enough for a record near the broker's 1 MB limit plus the added headers.
         self._producer = AIOKafkaProducer(
             acks="all", max_request_size=4 * 1024 * 1024, **connection.client_options()
         )
 
     async def __aenter__(self) -> Self:
-        await start_client(self._producer, "producer")
+        await start_client(self._producer, "producer", self._servers)
         return self
 
     async def __aexit__(

@@ -16,6 +16,7 @@ Two rules keep a workflow from running twice outside a crash:
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,6 +44,7 @@ OUTCOME_WRITE_RETRY = RetryPolicy(initial_backoff_seconds=0.1, max_backoff_secon
 # sensible kafka.session_timeout_ms, so a replica paused long enough to lose its partitions
 # always checks. Fresh occurrences (nearly all) cost no read.
 _READ_BACK_AFTER = timedelta(seconds=2)
+_FRESH_ANSWER_SECONDS = 1.0
 
 
 class OccurrenceRunner:
@@ -137,11 +139,18 @@ class OccurrenceRunner:
                 await asyncio.sleep(backoff_delay(OUTCOME_WRITE_RETRY, failures))
 
     async def _still_pending(self, occurrence_id: str) -> bool:
-        try:
-            stored = await self._store.get_occurrence(occurrence_id)
-        except StoreError:
-            return True  # cannot tell; the Idempotency-Key still guards the API
-        return not stored.is_final
+        while True:
+            asked_at = time.monotonic()
+            try:
+                stored = await self._store.get_occurrence(occurrence_id)
+            except StoreError:
+                return True  # cannot tell; the Idempotency-Key still guards the API
+            if stored.is_final:
+                return False
+            # A slow answer may describe the store before a pause of this process, during
+            # which another replica may have finished the occurrence: ask again.
+            if time.monotonic() - asked_at < _FRESH_ANSWER_SECONDS:
+                return True
 
     async def _superseded(
         self, occurrence: Occurrence, compiled: CompiledTrigger, context: Mapping[str, Any]

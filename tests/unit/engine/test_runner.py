@@ -3,6 +3,8 @@ announced before it is written."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -321,3 +323,40 @@ async def test_a_fresh_occurrence_is_called_without_reading_it_back() -> None:
     await runner_for(store, api).run(compiled, occurrence, document(payment()))
 
     assert (len(api.requests), store.reads) == (1, 0)
+
+
+class SlowFirstAnswer(InMemoryStore):
+    """The first read answers late, with the state from before a pause: pending."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+        self.paused = False  # set once the test's own writes are done
+
+    async def get_occurrence(self, occurrence_id: str) -> Occurrence:
+        stored = await super().get_occurrence(occurrence_id)
+        if not self.paused:
+            return stored
+        self.reads += 1
+        if self.reads == 1:
+            await asyncio.sleep(1.1)
+            return dataclasses.replace(stored, status=OccurrenceStatus.PENDING)
+        return stored
+
+
+async def test_a_slow_answer_that_the_occurrence_is_pending_is_asked_again() -> None:
+    store = SlowFirstAnswer()
+    compiled = await compiled_trigger(store, SETTLE)
+    begun_before_a_pause = datetime.now(UTC) - timedelta(seconds=30)
+    [occurrence] = await store.begin_occurrences(
+        [NewOccurrence(compiled.trigger.id, "e-1", payment(), begun_before_a_pause)]
+    )
+    await store.finish_occurrence(occurrence, Outcome.succeeded({"id": "wi-other"}, 1, {}))
+    api = ScriptedWorkflowApi()
+    store.paused = True
+
+    returned = await runner_for(store, api).run(compiled, occurrence, document(payment()))
+
+    assert api.requests == []
+    assert returned.workflow_instance_id == "wi-other"
+    assert store.reads >= 2

@@ -145,14 +145,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from trigger_daemon.core.advice import var_warnings
+    from trigger_daemon.core.advice import trigger_warnings
     from trigger_daemon.triggers.catalog import TriggerCatalog
 
     config = _load(args)
     triggers = load_yaml_triggers(config)
     where = config.path or "environment/defaults"
     for definition in triggers:
-        for warning in var_warnings(TriggerCatalog.compile_definition(definition)):
+        for warning in trigger_warnings(TriggerCatalog.compile_definition(definition)):
             print(f"warning: {where}: trigger {definition.name}: {warning}", file=sys.stderr)
     print(f"{where}: configuration valid, {len(triggers)} YAML trigger(s)")
     return EXIT_OK

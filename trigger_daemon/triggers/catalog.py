@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from trigger_daemon.core.advice import var_warnings
+from trigger_daemon.core.advice import trigger_warnings
 from trigger_daemon.core.matching import TriggerIndex
 from trigger_daemon.core.triggers import (
     CompiledTrigger,
@@ -103,7 +103,7 @@ class TriggerCatalog:
         await self._store.create_trigger(trigger)
         await self.refresh()
         compiled = self._compiled.get(trigger.id)
-        for warning in var_warnings(compiled) if compiled is not None else ():
+        for warning in trigger_warnings(compiled) if compiled is not None else ():
             log.warning("trigger.advice", trigger_id=trigger.id, name=trigger.name, advice=warning)
         return trigger
 

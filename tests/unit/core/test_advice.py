@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 import yaml
 
-from trigger_daemon.core.advice import var_warnings
+from trigger_daemon.core.advice import (
+    FORMANCE_EVENT_TYPES,
+    event_type_warnings,
+    trigger_warnings,
+    var_warnings,
+)
 from trigger_daemon.core.triggers import (
     CompiledTrigger,
     Trigger,
@@ -58,3 +63,33 @@ def test_the_shipped_examples_take_no_advice() -> None:
     examples = Path(__file__).parents[3] / "config" / "triggers" / "formance-examples.yaml"
     for raw in yaml.safe_load(examples.read_text())["triggers"]:
         assert var_warnings(compiled_from(raw)) == [], raw["name"]
+
+
+@pytest.mark.parametrize(
+    ("event", "nearest"),
+    [
+        ("COMMITED_TRANSACTIONS", "COMMITTED_TRANSACTIONS"),
+        ("saved_payment", "SAVED_PAYMENT"),
+        ("SAVED_PAYMENTS", "SAVED_PAYMENT"),
+    ],
+)
+def test_a_misspelt_event_type_is_flagged_with_the_nearest_formance_type(
+    event: str, nearest: str
+) -> None:
+    trigger = compiled_from({"name": "t", "event": event, "workflowID": "w"})
+    assert event_type_warnings(trigger) == [
+        f"event: {event} is not an event type Formance publishes: the trigger matches only "
+        f"events another producer sends with that type; did you mean {nearest}?"
+    ]
+
+
+def test_a_type_far_from_any_formance_type_is_flagged_without_a_guess() -> None:
+    trigger = compiled_from({"name": "t", "event": "INVOICE_PAID", "workflowID": "w"})
+    [warning] = event_type_warnings(trigger)
+    assert "did you mean" not in warning
+
+
+@pytest.mark.parametrize("event", sorted(FORMANCE_EVENT_TYPES))
+def test_every_formance_type_is_taken_as_it_is(event: str) -> None:
+    trigger = compiled_from({"name": "t", "event": event, "workflowID": "w"})
+    assert trigger_warnings(trigger) == []

@@ -13,7 +13,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from trigger_daemon import __version__
-from trigger_daemon.config import LoadedConfig, load_config, resolve_config_path
+from trigger_daemon.config import (
+    CONFIG_PATH_ENV,
+    LoadedConfig,
+    load_config,
+    resolve_config_path,
+)
 from trigger_daemon.core.events import Unprocessable
 from trigger_daemon.core.matching import envelope_for_test, explain
 from trigger_daemon.core.occurrences import Occurrence, OccurrenceStatus
@@ -68,15 +73,31 @@ def _parser() -> argparse.ArgumentParser:
             "--config", metavar="PATH", help="YAML config file (default: $TRIGGER_DAEMON_CONFIG)"
         )
 
-    run = commands.add_parser("run", help="run the daemon")
+    run = commands.add_parser(
+        "run",
+        help="run the daemon",
+        description="Consume events, run workflows, serve the API. SIGTERM or Ctrl-C stops it "
+        "gracefully (exit 0); SIGHUP reloads the YAML triggers. Exit 2: the config is wrong; "
+        "exit 1: it cannot run (Kafka, the store, a port) or a part of it died.",
+    )
     config_option(run)
     run.set_defaults(command=_run)
 
-    validate = commands.add_parser("validate", help="check a config and its triggers")
+    validate = commands.add_parser(
+        "validate",
+        help="check a config and its triggers",
+        description="Check the config and every YAML trigger; list every problem and exit 2 if "
+        "any. Warnings (exit 0) flag triggers that are valid but likely wrong.",
+    )
     config_option(validate)
     validate.set_defaults(command=_validate)
 
-    test = commands.add_parser("test-trigger", help="evaluate a YAML trigger against an event file")
+    test = commands.add_parser(
+        "test-trigger",
+        help="evaluate a YAML trigger against an event file",
+        description="Evaluate one YAML trigger's filter and vars against an event and print "
+        "the result as JSON. Nothing is called or stored.",
+    )
     config_option(test)
     test.add_argument("--trigger", required=True, metavar="NAME", help="the trigger's name")
     test.add_argument(
@@ -88,7 +109,11 @@ def _parser() -> argparse.ArgumentParser:
     test.set_defaults(command=_test_trigger)
 
     retry = commands.add_parser(
-        "retry-failed", help="run a trigger's failed occurrences again (same idempotency keys)"
+        "retry-failed",
+        help="run a trigger's failed occurrences again (same idempotency keys)",
+        description="Run a trigger's failed occurrences again, oldest first, with their "
+        "idempotency keys; prints each outcome. Exit 1 if any failed again. Works beside a "
+        "running daemon (it needs the store and the orchestration API).",
     )
     config_option(retry)
     retry.add_argument("--trigger", required=True, metavar="ID", help="the trigger's id")
@@ -101,7 +126,11 @@ def _parser() -> argparse.ArgumentParser:
     retry.set_defaults(command=_retry_failed)
 
     demo = commands.add_parser(
-        "demo", help="run everything locally: broker, stub orchestration API, daemon, events"
+        "demo",
+        help="run everything locally: broker, stub orchestration API, daemon, events",
+        description="Start Tansu and a stub orchestration API, run the daemon with the example "
+        "triggers, publish events and print the occurrences. Ctrl-C, SIGTERM or SIGHUP stop it "
+        "and everything it started.",
     )
     demo.add_argument("--rounds", type=int, default=4, help="event rounds to publish")
     demo.add_argument(
@@ -129,6 +158,8 @@ def _run(args: argparse.Namespace) -> int:
 
     config = _load(args)
     load_yaml_triggers(config)  # fail fast, before logging is redirected
+    if config.path is None:
+        print(f"trigger-daemon: {_no_config(config)}", file=sys.stderr)
     logging_settings = config.settings.logging
     secrets = collect_secrets(config.settings)  # never printed, whatever logs them
     configure_logging(logging_settings.level, logging_settings.format, secrets=secrets)
@@ -144,6 +175,19 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _no_config(config: LoadedConfig) -> str:
+    """What a run without a config file uses; the store by its kind only (its URL may hold a
+    password)."""
+    settings = config.settings
+    store = settings.store.url.split(":", 1)[0]
+    return (
+        f"no config file (--config or ${CONFIG_PATH_ENV}): the defaults and TRIGGER_DAEMON_* "
+        f"variables only: Kafka at {settings.kafka.bootstrap_servers} (topics "
+        f"{', '.join(settings.kafka.topics)}), a {store} store, the API on "
+        f"{settings.api.host}:{settings.api.port}, {len(settings.triggers)} YAML trigger(s)"
+    )
+
+
 def _validate(args: argparse.Namespace) -> int:
     from trigger_daemon.core.advice import trigger_warnings
     from trigger_daemon.triggers.catalog import TriggerCatalog
@@ -154,6 +198,8 @@ def _validate(args: argparse.Namespace) -> int:
     for definition in triggers:
         for warning in trigger_warnings(TriggerCatalog.compile_definition(definition)):
             print(f"warning: {where}: trigger {definition.name}: {warning}", file=sys.stderr)
+    if config.path is None:
+        print(f"warning: {_no_config(config)}", file=sys.stderr)
     print(f"{where}: configuration valid, {len(triggers)} YAML trigger(s)")
     return EXIT_OK
 

@@ -309,3 +309,22 @@ async def test_an_unreachable_broker_stops_the_start_with_a_sentence(
         f"  cannot start the Kafka producer: no broker at {closed} answered (is it running, "
         "and is kafka.bootstrap_servers right?)\n"
     ) in done.stderr
+
+
+def test_validate_without_a_config_says_it_checked_the_defaults_only() -> None:
+    done = run_cli("validate")
+    assert done.returncode == 0, done.stderr
+    assert (
+        "warning: no config file (--config or $TRIGGER_DAEMON_CONFIG): the defaults and "
+        "TRIGGER_DAEMON_* variables only: Kafka at localhost:9092 (topics ledger, payments), a "
+        "sqlite store, the API on 127.0.0.1:8081, 0 YAML trigger(s)\n"
+    ) in done.stderr
+
+
+def test_every_command_has_a_description_and_run_names_its_signals_and_exit_codes() -> None:
+    for command in ("run", "validate", "test-trigger", "retry-failed", "demo"):
+        shown = run_cli(command, "--help").stdout
+        assert shown.split("\n\n")[1].strip(), f"{command} --help has no description"
+    run_help = " ".join(run_cli("run", "--help").stdout.split())
+    assert "SIGHUP reloads the YAML triggers" in run_help
+    assert "Exit 2: the config is wrong" in run_help

@@ -103,6 +103,7 @@ class TriggerReloader:
         self._interval = config.settings.triggers_poll_interval_seconds
         self._requested = requested or asyncio.Event()
         self._fingerprint = read_at_start
+        self._rejected = False  # the last read was refused: say so when one reads cleanly again
 
     def request(self) -> None:
         """Ask for a reload now; it runs in `watch`."""
@@ -133,6 +134,7 @@ class TriggerReloader:
             config, definitions = await asyncio.to_thread(self._read)
             self._config = config
         except ConfigError as exc:
+            self._rejected = True
             log.error(
                 "triggers.reload_rejected",
                 cause=cause,
@@ -140,6 +142,9 @@ class TriggerReloader:
                 detail="nothing from this reload was applied; the previous triggers stay active",
             )
             return None
+        if self._rejected:
+            self._rejected = False
+            log.info("triggers.reload_valid_again", cause=cause, yaml_triggers=len(definitions))
         self._warn_about_restart(config)
         return await self._apply(definitions, cause)
 

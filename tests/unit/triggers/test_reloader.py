@@ -191,3 +191,22 @@ async def test_an_edit_made_during_the_start_is_applied_by_the_first_poll(tmp_pa
     async with watching(reloader):
         await asyncio.wait_for(catalog.applied.wait(), 5)
     assert catalog.reconciled == [["a", "b"]]
+
+
+async def test_restoring_a_rejected_file_says_the_triggers_are_valid_again(
+    tmp_path: Path,
+) -> None:
+    catalog = FakeCatalog()
+    path = write_config(tmp_path, A)
+    reloader = reloader_for(path, catalog)
+    (tmp_path / "triggers.yaml").write_text(A + BROKEN)
+    await reloader.reload("file")
+    (tmp_path / "triggers.yaml").write_text(A)
+    with structlog.testing.capture_logs() as logs:
+        await reloader.reload("file")
+    assert {
+        "event": "triggers.reload_valid_again",
+        "log_level": "info",
+        "cause": "file",
+        "yaml_triggers": 1,
+    } in logs

@@ -158,16 +158,18 @@ class Daemon:
 
     async def retry_failed(
         self,
-        trigger_id: str,
+        trigger: str,
         since: datetime | None,
         progress: Callable[[Occurrence], None],
     ) -> None:
-        """Re-drive the trigger's failed occurrences (the `retry-failed` command), reporting
-        each as it ends. Works beside a running daemon: it only needs the store and the API."""
+        """Re-drive the failed occurrences of `trigger` (an id or a name; the `retry-failed`
+        command), reporting each as it ends. Works beside a running daemon: it only needs the
+        store and the API."""
         async with AsyncExitStack() as stack:
             store = await self._open_store(stack)
             catalog = TriggerCatalog(store)
             await catalog.refresh()
+            trigger_id = catalog.find(trigger)
             api = await stack.enter_async_context(self._orchestration_client())
             outcome_events = None
             if self.settings.kafka.events_topic is not None:

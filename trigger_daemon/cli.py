@@ -43,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     command: Callable[[argparse.Namespace], int] = args.command
     try:
         return command(args)
+    except EventFileError as exc:
+        _error("bad event", str(exc))
+        return EXIT_USAGE
     except ConfigError as exc:
         _error("configuration error", str(exc))
         return EXIT_USAGE
@@ -116,7 +119,9 @@ def _parser() -> argparse.ArgumentParser:
         "running daemon (it needs the store and the orchestration API).",
     )
     config_option(retry)
-    retry.add_argument("--trigger", required=True, metavar="ID", help="the trigger's id")
+    retry.add_argument(
+        "--trigger", required=True, metavar="ID|NAME", help="the trigger's id or name"
+    )
     retry.add_argument(
         "--since",
         type=_timestamp,
@@ -235,15 +240,19 @@ def _test_trigger(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class EventFileError(Exception):
+    """The event given to test-trigger cannot be read or parsed."""
+
+
 def _read_event(source: str) -> object:
     try:
         text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{source}: cannot read the event file: {exc.strerror}") from None
+        raise EventFileError(f"{source}: cannot read the event file: {exc.strerror}") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{source}: not valid JSON: {exc}") from None
+        raise EventFileError(f"{source}: not valid JSON: {exc}") from None
 
 
 def _timestamp(text: str) -> datetime:

@@ -328,3 +328,19 @@ def test_every_command_has_a_description_and_run_names_its_signals_and_exit_code
     run_help = " ".join(run_cli("run", "--help").stdout.split())
     assert "SIGHUP reloads the YAML triggers" in run_help
     assert "Exit 2: the config is wrong" in run_help
+
+
+def test_test_trigger_heads_an_unreadable_event_by_what_went_wrong(tmp_path: Path) -> None:
+    event = tmp_path / "event.json"
+    event.write_text("{not json")
+    done = run_cli(
+        "test-trigger",
+        "--config",
+        str(EXAMPLE_CONFIG),
+        "--trigger",
+        "payment-succeeded",
+        "--event",
+        str(event),
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"trigger-daemon: bad event:\n  {event}: not valid JSON: ")

@@ -26,7 +26,7 @@ from trigger_daemon.core.triggers import (
     compile_trigger,
     yaml_trigger_id,
 )
-from trigger_daemon.errors import ConflictError, StoreError
+from trigger_daemon.errors import ConflictError, NotFoundError, StoreError
 from trigger_daemon.ports import ReconcileResult, Store
 
 log = structlog.get_logger(__name__)
@@ -46,6 +46,19 @@ class TriggerCatalog:
 
     def compiled(self, trigger_id: str) -> CompiledTrigger | None:
         return self._compiled.get(trigger_id)
+
+    def find(self, id_or_name: str) -> str:
+        """The id of the trigger with this id, or else with exactly this name."""
+        if id_or_name in self._compiled:
+            return id_or_name
+        named = [c.trigger.id for c in self._compiled.values() if c.trigger.name == id_or_name]
+        if len(named) == 1:
+            return named[0]
+        raise NotFoundError(
+            f"no trigger has the id or name {id_or_name!r}"
+            if not named
+            else f"{len(named)} triggers are named {id_or_name!r}: give the id"
+        )
 
     async def refresh(self) -> None:
         """Rebuild the index from the store. Compilation reuses unchanged triggers."""

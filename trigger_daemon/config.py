@@ -8,9 +8,11 @@ environment only and never print.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -335,6 +337,9 @@ def resolve_config_path(path: str | None) -> Path | None:
 def load_config(path: Path | None) -> LoadedConfig:
     """Read the YAML file (if any) and the environment; raise ConfigError naming every problem."""
     data = _read_yaml_mapping(path) if path is not None else {}
+    unknown = unknown_variables()
+    if unknown:
+        raise ConfigError("\n".join(unknown))
     try:
         settings = Settings(**data)
     except pydantic.ValidationError as exc:
@@ -374,11 +379,65 @@ def _describe(exc: pydantic.ValidationError, path: Path | None) -> str:
     lines = []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"])
-        env_name = ENV_PREFIX + "__".join(str(part) for part in error["loc"]).upper()
-        origin = f"environment {env_name}" if env_name in os.environ else str(path or "config")
-        what = "unknown setting" if error["type"] == "extra_forbidden" else error["msg"]
-        lines.append(f"{origin}: {key}: {what}")
+        what = "unknown setting" if error["type"] == "extra_forbidden" else _plain(error)
+        lines.append(f"{_origin(error['loc'], path)}: {key}: {what}")
     return "\n".join(lines)
+
+
+def _origin(loc: tuple[int | str, ...], path: Path | None) -> str:
+    """Where a value came from: its environment variable, or the variables under it (a
+    section's own check reads several keys), or else the file."""
+    for end in range(len(loc), 0, -1):  # the value's own variable, or one holding it whole
+        holder = ENV_PREFIX + "__".join(str(part) for part in loc[:end]).upper()
+        if holder in os.environ:
+            return f"environment {holder}"
+    name = ENV_PREFIX + "__".join(str(part) for part in loc).upper()
+    under = sorted(v for v in os.environ if v.startswith(name + "__"))
+    if under:
+        return f"environment {', '.join(under)}" + (f" (with {path})" if path else "")
+    return str(path or "config")
+
+
+def _plain(error: Any) -> str:
+    """pydantic's message, without its "Value error, " prefix, with lengths counted in the
+    unit a reader expects."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] in ("too_short", "too_long") and isinstance(
+        error.get("input"), str | SecretStr
+    ):
+        message = message.replace(" items", " characters").replace(" item", " character")
+        message = message.replace("Value should have", "It should have")
+        message = message.replace(" after validation", "")
+    return message
+
+
+def unknown_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """A line for each TRIGGER_DAEMON_SECTION__KEY variable that names no setting, with the
+    nearest one that does (pydantic-settings would ignore it silently)."""
+    known = _setting_variables(Settings)
+    problems = []
+    for name in sorted(environ):
+        # Setting variables nest with "__"; other TRIGGER_DAEMON_* names may be a deployment's
+        # own (a token_env such as TRIGGER_DAEMON_API_TOKEN), so they are left alone.
+        if not name.startswith(ENV_PREFIX) or "__" not in name or name in known:
+            continue
+        if any(name.startswith(var + "__") for var in known):
+            continue  # a key inside a dict-valued setting
+        nearest = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = f"; did you mean {nearest[0]}?" if nearest else ""
+        problems.append(f"environment {name}: unknown setting{hint}")
+    return problems
+
+
+def _setting_variables(model: type[BaseModel], prefix: str = ENV_PREFIX) -> set[str]:
+    names = set()
+    for field_name, field in model.model_fields.items():
+        name = prefix + field_name.upper()
+        names.add(name)
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names |= _setting_variables(annotation, name + "__")
+    return names
 
 
 def yaml_problem(exc: yaml.YAMLError) -> str:

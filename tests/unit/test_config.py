@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from trigger_daemon.config import load_config
+from trigger_daemon.errors import ConfigError
 from trigger_daemon.triggers.files import load_yaml_triggers
 
 from .configs import config_error, write
@@ -50,7 +51,7 @@ def test_bad_values_name_the_file_and_the_key(tmp_path: Path) -> None:
         tmp_path, "orchestration: {base_url: 'ftp://x', api_version: v3}\nlogging: {formt: json}\n"
     )
     message = config_error(path)
-    assert f"{path}: orchestration.base_url: Value error, must start with http://" in message
+    assert f"{path}: orchestration.base_url: must start with http://" in message
     assert f"{path}: orchestration.api_version: Input should be 'v1' or 'v2'" in message
     assert f"{path}: logging.formt: unknown setting" in message
 
@@ -98,3 +99,42 @@ def test_trigger_problems_name_the_file_the_trigger_and_the_expression(tmp_path:
 def test_a_glob_matching_nothing_is_reported(tmp_path: Path) -> None:
     path = write(tmp_path, "triggers_files: ['none/*.yaml']\n")
     assert "'none/*.yaml' matches no file" in config_error(path)
+
+
+def test_a_misspelt_setting_variable_is_refused_with_the_nearest_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRIGGER_DAEMON_KAFK__TOPICS", "ledger")
+    monkeypatch.setenv("TRIGGER_DAEMON_API_TOKEN", "a deployment's own secret, not a setting")
+    with pytest.raises(ConfigError) as caught:
+        load_config(None)
+    assert str(caught.value) == (
+        "environment TRIGGER_DAEMON_KAFK__TOPICS: unknown setting; "
+        "did you mean TRIGGER_DAEMON_KAFKA__TOPICS?"
+    )
+
+
+def test_a_section_check_blames_the_variable_that_set_its_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRIGGER_DAEMON_API__HOST", "0.0.0.0")
+    with pytest.raises(ConfigError) as caught:
+        load_config(None)
+    assert str(caught.value).startswith(
+        "environment TRIGGER_DAEMON_API__HOST: api: refusing to serve the API on 0.0.0.0"
+    )
+
+
+def test_a_short_token_from_a_json_variable_is_named_in_characters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRIGGER_DAEMON_API__AUTH__MODE", "token")
+    monkeypatch.setenv(
+        "TRIGGER_DAEMON_API__AUTH__TOKENS", '[{"token": "short", "scopes": ["orchestration:read"]}]'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(None)
+    assert str(caught.value) == (
+        "environment TRIGGER_DAEMON_API__AUTH__TOKENS: api.auth.tokens.0.token: "
+        "It should have at least 16 characters, not 5"
+    )

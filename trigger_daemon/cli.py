@@ -150,6 +150,17 @@ def _parser() -> argparse.ArgumentParser:
         help="keep the daemon and its API up after the demo events",
     )
     demo.set_defaults(command=_demo)
+
+    dev = commands.add_parser(
+        "dev",
+        help="start only the broker and the stub orchestration API, to try `run` by hand",
+        description="Start Tansu (topics ledger, payments, trigger-daemon-dlq) and the stub "
+        "orchestration API on 127.0.0.1, print how to point `run` at them, and keep them up "
+        "until Ctrl-C, SIGTERM or a hangup.",
+    )
+    dev.add_argument("--broker-port", type=int, default=9092, help="0 picks a free port")
+    dev.add_argument("--stub-port", type=int, default=8080, help="0 picks a free port")
+    dev.set_defaults(command=_dev)
     return parser
 
 
@@ -286,6 +297,13 @@ def _retry_failed(args: argparse.Namespace) -> int:
         f"{counts[OccurrenceStatus.FAILED]} failed again"
     )
     return EXIT_OK if counts[OccurrenceStatus.FAILED] == 0 else EXIT_FAILURE
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from trigger_daemon.devtools.dev import run_dev
+
+    asyncio.run(run_dev(lambda line: print(line, flush=True), args.broker_port, args.stub_port))
+    return EXIT_OK
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -110,9 +110,10 @@ def test_test_trigger_accepts_a_bare_payload_on_stdin() -> None:
 
 
 def test_the_demo_runs_end_to_end() -> None:
-    done = run_cli("demo", "--rounds", "1")
+    done = run_cli("demo", "--rounds", "2")
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "3 workflow runs" in done.stdout
+    assert "6 workflow runs" in done.stdout
+    assert "  ... and more: the newest 3 are shown" not in done.stdout  # 2 per trigger
     for name in ("large-usd-deposit", "payment-succeeded", "account-flagged-for-review"):
         assert name in done.stdout
     assert "succeeded" in done.stdout
@@ -344,3 +345,47 @@ def test_test_trigger_heads_an_unreadable_event_by_what_went_wrong(tmp_path: Pat
     )
     assert done.returncode == 2
     assert done.stderr.startswith(f"trigger-daemon: bad event:\n  {event}: not valid JSON: ")
+
+
+def test_the_demo_says_when_a_trigger_has_more_occurrences_than_it_shows() -> None:
+    done = run_cli("demo", "--rounds", "4")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("  ... and more: the newest 3 are shown") == 3  # each trigger
+
+
+async def test_dev_serves_the_broker_and_stub_until_stopped_then_stops_both() -> None:
+    dev = await asyncio.create_subprocess_exec(
+        *COMMAND,
+        "dev",
+        "--broker-port",
+        "0",
+        "--stub-port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_DAEMON_")},
+    )
+    try:
+        assert dev.stdout is not None
+        said = ""
+        while "Ctrl-C stops both" not in said:
+            line = await asyncio.wait_for(dev.stdout.readline(), timeout=60)
+            assert line, f"dev ended early: {said}"
+            said += line.decode()
+        stub_url = said.split("stub orchestration API at ", 1)[1].split()[0]
+        bootstrap = said.split("Kafka (Tansu) at ", 1)[1].split(",")[0]
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"{stub_url}/_stub/calls")).status_code == 200
+        await produce(bootstrap, "ledger", [events.encode(events.saved_payment("SUCCEEDED", 1))])
+        started = children_of(dev.pid)
+        dev.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(dev.wait(), timeout=30)
+    finally:
+        if dev.returncode is None:
+            dev.kill()
+            await dev.wait()
+    assert dev.returncode == 0
+    assert f"TRIGGER_DAEMON_KAFKA__BOOTSTRAP_SERVERS={bootstrap}" in said
+    await wait_until(
+        lambda: not any(alive(pid) for pid in started), within_seconds=5, what="the broker to stop"
+    )

@@ -202,6 +202,8 @@ async def _show_occurrences(api_url: str, say: Callable[[str], None]) -> None:
                     f"  vars {occurrence['vars']}"
                     f"  instance {occurrence.get('workflowInstanceID', '-')}"
                 )
+            if page.get("hasMore"):
+                say(f"  ... and more: the newest {len(page['data'])} are shown")
 
 
 class DemoError(Exception):

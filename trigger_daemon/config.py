@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_origin
 
 import pydantic
 import yaml
@@ -346,7 +346,16 @@ def load_config(path: Path | None) -> LoadedConfig:
         raise ConfigError(_describe(exc, path)) from None
     except SettingsError as exc:
         # pydantic-settings could not decode a JSON-valued environment variable.
-        raise ConfigError(f"environment: {exc} (complex values are JSON)") from None
+        culprits = _undecodable_variables()
+        if not culprits:
+            raise ConfigError(f"environment: {exc} (complex values are JSON)") from None
+        raise ConfigError(
+            "\n".join(
+                f"environment {name}: not valid JSON (lists and mappings are written as JSON, "
+                'e.g. ["a", "b"] or [{"key": "value"}])'
+                for name in culprits
+            )
+        ) from None
     return LoadedConfig(settings=settings, path=path)
 
 
@@ -429,15 +438,33 @@ def unknown_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
     return problems
 
 
-def _setting_variables(model: type[BaseModel], prefix: str = ENV_PREFIX) -> set[str]:
-    names = set()
+def _undecodable_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """The setting variables of list or mapping settings whose value is not JSON."""
+    undecodable = []
+    for name, annotation in _setting_annotations(Settings).items():
+        value = environ.get(name)
+        if value is None or get_origin(annotation) not in (list, dict):
+            continue
+        try:
+            json.loads(value)
+        except ValueError:
+            undecodable.append(name)
+    return sorted(undecodable)
+
+
+def _setting_annotations(model: type[BaseModel], prefix: str = ENV_PREFIX) -> dict[str, Any]:
+    found: dict[str, Any] = {}
     for field_name, field in model.model_fields.items():
         name = prefix + field_name.upper()
-        names.add(name)
         annotation = field.annotation
+        found[name] = annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            names |= _setting_variables(annotation, name + "__")
-    return names
+            found |= _setting_annotations(annotation, name + "__")
+    return found
+
+
+def _setting_variables(model: type[BaseModel]) -> set[str]:
+    return set(_setting_annotations(model))
 
 
 def yaml_problem(exc: yaml.YAMLError) -> str:

@@ -138,3 +138,13 @@ def test_a_short_token_from_a_json_variable_is_named_in_characters(
         "environment TRIGGER_DAEMON_API__AUTH__TOKENS: api.auth.tokens.0.token: "
         "It should have at least 16 characters, not 5"
     )
+
+
+def test_a_list_variable_that_is_not_json_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIGGER_DAEMON_API__AUTH__TOKENS", "not json")
+    with pytest.raises(ConfigError) as caught:
+        load_config(None)
+    assert str(caught.value) == (
+        "environment TRIGGER_DAEMON_API__AUTH__TOKENS: not valid JSON (lists and mappings are "
+        'written as JSON, e.g. ["a", "b"] or [{"key": "value"}])'
+    )

@@ -423,7 +423,7 @@ def _plain(error: Any) -> str:
 def unknown_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
     """A line for each TRIGGER_DAEMON_SECTION__KEY variable that names no setting, with the
     nearest one that does (pydantic-settings would ignore it silently)."""
-    known = _setting_variables(Settings)
+    known = set(_setting_annotations(Settings))
     problems = []
     for name in sorted(environ):
         # Setting variables nest with "__"; other TRIGGER_DAEMON_* names may be a deployment's
@@ -461,10 +461,6 @@ def _setting_annotations(model: type[BaseModel], prefix: str = ENV_PREFIX) -> di
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             found |= _setting_annotations(annotation, name + "__")
     return found
-
-
-def _setting_variables(model: type[BaseModel]) -> set[str]:
-    return set(_setting_annotations(model))
 
 
 def yaml_problem(exc: yaml.YAMLError) -> str:

@@ -27,6 +27,32 @@ EXAMPLE_CONFIG = REPO / "config" / "trigger-daemon.yaml"
 COMMAND = [str(Path(sys.executable).parent / "trigger-daemon")]
 
 
+def clean_env() -> dict[str, str]:
+    """This environment without TRIGGER_DAEMON_ variables: the commands see only their args."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_DAEMON_")}
+
+
+async def start_cli(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *COMMAND,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=clean_env(),
+    )
+
+
+async def read_until(process: asyncio.subprocess.Process, marker: str, within: float) -> str:
+    """What the process printed, up to and including the line holding `marker`."""
+    assert process.stdout is not None
+    said = ""
+    while marker not in said:
+        line = await asyncio.wait_for(process.stdout.readline(), timeout=within)
+        assert line, f"it ended before saying {marker!r}: {said}"
+        said += line.decode()
+    return said
+
+
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*COMMAND, *args],
@@ -34,7 +60,7 @@ def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess
         text=True,
         input=stdin,
         timeout=120,
-        env={k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_DAEMON_")},
+        env=clean_env(),
     )
 
 
@@ -142,23 +168,9 @@ def alive(pid: int) -> bool:
 
 
 async def test_a_hangup_stops_the_kept_demo_and_everything_it_started() -> None:
-    demo = await asyncio.create_subprocess_exec(
-        *COMMAND,
-        "demo",
-        "--rounds",
-        "1",
-        "--keep-running",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        env={k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_DAEMON_")},
-    )
+    demo = await start_cli("demo", "--rounds", "1", "--keep-running")
     try:
-        assert demo.stdout is not None
-        said = ""
-        while "keeps running" not in said:
-            line = await asyncio.wait_for(demo.stdout.readline(), timeout=120)
-            assert line, f"the demo ended early: {said}"
-            said += line.decode()
+        await read_until(demo, "keeps running", within=120)
         started = children_of(demo.pid)
         assert started, "the demo should have started the broker"
         demo.send_signal(signal.SIGHUP)
@@ -354,24 +366,9 @@ def test_the_demo_says_when_a_trigger_has_more_occurrences_than_it_shows() -> No
 
 
 async def test_dev_serves_the_broker_and_stub_until_stopped_then_stops_both() -> None:
-    dev = await asyncio.create_subprocess_exec(
-        *COMMAND,
-        "dev",
-        "--broker-port",
-        "0",
-        "--stub-port",
-        "0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        env={k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_DAEMON_")},
-    )
+    dev = await start_cli("dev", "--broker-port", "0", "--stub-port", "0")
     try:
-        assert dev.stdout is not None
-        said = ""
-        while "Ctrl-C stops both" not in said:
-            line = await asyncio.wait_for(dev.stdout.readline(), timeout=60)
-            assert line, f"dev ended early: {said}"
-            said += line.decode()
+        said = await read_until(dev, "Ctrl-C stops both", within=60)
         stub_url = said.split("stub orchestration API at ", 1)[1].split()[0]
         bootstrap = said.split("Kafka (Tansu) at ", 1)[1].split(",")[0]
         async with httpx.AsyncClient() as client:

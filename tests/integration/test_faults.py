@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 import os
 import signal
@@ -278,6 +279,9 @@ async def test_one_failing_workflow_among_good_ones_exhausts_its_policy_alone(
             await store.close()
     finally:
         good_traffic.cancel()
+        # Awaited, so its producer closes its connections inside this test's event loop.
+        with contextlib.suppress(asyncio.CancelledError):
+            await good_traffic
         daemon.stop_quietly()
     # Three spent attempts each; a failure with no success anywhere meanwhile spends nothing,
     # so a call may take a request or two more.

@@ -88,3 +88,19 @@ def _read_yaml_any(path: Path) -> Any:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
+
+
+def load_trigger_file(path: Path) -> TriggerDefinition:
+    """One trigger that is not in the config (`test-trigger --trigger-file`, `backtest`): a YAML
+    or JSON mapping, or a triggers file holding exactly one. Its name is optional."""
+    data = _read_yaml_any(path)
+    if isinstance(data, dict) and set(data) == {"triggers"}:
+        data = data["triggers"]
+    if isinstance(data, list):
+        if len(data) != 1:
+            raise ConfigError(f"{path}: holds {len(data)} triggers; give a file with one")
+        data = data[0]
+    try:
+        return parse_definition(data)
+    except TriggerValidationError as exc:
+        raise ConfigError("\n".join(f"{path}: {problem}" for problem in exc.problems)) from None

@@ -17,6 +17,7 @@ from contextlib import AsyncExitStack
 from dataclasses import asdict
 from datetime import datetime
 from functools import partial
+from typing import Any
 
 import httpx
 import structlog
@@ -30,6 +31,7 @@ from trigger_daemon.adapters.api import (
     StaticTokens,
     create_api,
 )
+from trigger_daemon.adapters.api.schemas import TriggerTest
 from trigger_daemon.adapters.kafka import (
     BrokerWatch,
     KafkaConnection,
@@ -46,6 +48,7 @@ from trigger_daemon.adapters.orchestration import (
 from trigger_daemon.adapters.store import PoolLimits, open_store
 from trigger_daemon.config import ApiAuthSettings, LoadedConfig, Settings
 from trigger_daemon.core.occurrences import Occurrence
+from trigger_daemon.core.rehearsal import TriggerTestReport
 from trigger_daemon.engine.calls import WorkflowCaller
 from trigger_daemon.engine.pipeline import Pipeline
 from trigger_daemon.engine.records import LogOnlyDeadLetters, RecordHandler
@@ -309,6 +312,11 @@ def _tune_garbage_collection() -> None:
     # threshold (700 allocations) the young generation is collected hundreds of times a
     # second, walking them each time (bench/RESULTS.md has the measurements).
     gc.set_threshold(10_000, 10, 10)
+
+
+def trigger_test_answer(report: TriggerTestReport) -> dict[str, Any]:
+    """What `test-trigger` prints: the API's testTrigger answer, field for field."""
+    return TriggerTest.of(report).model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def api_auth(settings: ApiAuthSettings) -> ApiAuth | None:

@@ -20,8 +20,8 @@ from trigger_daemon.config import (
     resolve_config_path,
 )
 from trigger_daemon.core.events import Unprocessable
-from trigger_daemon.core.matching import envelope_for_test, explain
 from trigger_daemon.core.occurrences import Occurrence, OccurrenceStatus
+from trigger_daemon.core.rehearsal import explain, rehearsal_event
 from trigger_daemon.errors import (
     BrokerError,
     ConfigError,
@@ -32,7 +32,7 @@ from trigger_daemon.errors import (
 )
 from trigger_daemon.observability.logs import configure_logging
 from trigger_daemon.observability.redaction import collect_secrets
-from trigger_daemon.triggers.files import load_yaml_triggers
+from trigger_daemon.triggers.files import load_trigger_file, load_yaml_triggers
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -97,12 +97,21 @@ def _parser() -> argparse.ArgumentParser:
 
     test = commands.add_parser(
         "test-trigger",
-        help="evaluate a YAML trigger against an event file",
-        description="Evaluate one YAML trigger's filter and vars against an event and print "
-        "the result as JSON. Nothing is called or stored.",
+        help="evaluate a trigger against an event file, and explain the answer",
+        description="Evaluate a trigger against an event and print the answer as JSON, as the "
+        "API's testTrigger does: match, filter error, vars, and `explain` (what decided it; its "
+        "one-sentence decision also goes to stderr). A full envelope is checked on type and "
+        "version too, a bare payload on the filter and vars only. Nothing is called or stored.",
     )
     config_option(test)
-    test.add_argument("--trigger", required=True, metavar="NAME", help="the trigger's name")
+    which = test.add_mutually_exclusive_group(required=True)
+    which.add_argument("--trigger", metavar="NAME", help="a YAML trigger of the config, by name")
+    which.add_argument(
+        "--trigger-file",
+        type=Path,
+        metavar="FILE",
+        help="a trigger that is not in the config: a YAML or JSON file holding one",
+    )
     test.add_argument(
         "--event",
         required=True,
@@ -221,33 +230,27 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _test_trigger(args: argparse.Namespace) -> int:
+    from trigger_daemon.app import trigger_test_answer
     from trigger_daemon.triggers.catalog import TriggerCatalog
 
-    config = _load(args)
-    definitions = {d.name: d for d in load_yaml_triggers(config)}
-    definition = definitions.get(args.trigger)
-    if definition is None:
-        known = ", ".join(sorted(name for name in definitions if name)) or "none"
-        _error("unknown trigger", f"{args.trigger!r} is not in the config (known: {known})")
+    if args.trigger_file is not None:
+        definition = load_trigger_file(args.trigger_file)
+    else:
+        definitions = {d.name: d for d in load_yaml_triggers(_load(args))}
+        found = definitions.get(args.trigger)
+        if found is None:
+            known = ", ".join(sorted(name for name in definitions if name)) or "none"
+            _error("unknown trigger", f"{args.trigger!r} is not in the config (known: {known})")
+            return EXIT_USAGE
+        definition = found
+    event = rehearsal_event(_read_event(args.event), definition.event)
+    if isinstance(event, Unprocessable):
+        _error("unprocessable event", event.detail)
         return EXIT_USAGE
-    body = _read_event(args.event)
-    envelope = envelope_for_test(body, definition.event)
-    if isinstance(envelope, Unprocessable):
-        _error("unprocessable event", envelope.detail)
-        return EXIT_USAGE
-    report = explain(TriggerCatalog.compile_definition(definition), envelope)
-    result = {
-        "trigger": definition.name,
-        "filter": {
-            "match": report.match,
-            **({"error": report.filter_error} if report.filter_error else {}),
-        },
-        "variables": {
-            name: ({"value": var.value} if var.error is None else {"error": var.error})
-            for name, var in report.variables.items()
-        },
-    }
-    print(json.dumps(result, indent=2))
+    report = explain(TriggerCatalog.compile_definition(definition), event)
+    answer = {"trigger": definition.name, **trigger_test_answer(report)}
+    print(json.dumps(answer, indent=2))
+    print(report.explanation.decision, file=sys.stderr)
     return EXIT_OK
 
 

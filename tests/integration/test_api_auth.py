@@ -47,6 +47,7 @@ ROUTES = [
     ("DELETE", "/v2/triggers/{id}", None, 204),
     ("GET", "/v2/triggers/{id}/occurrences", None, 200),
     ("POST", "/v2/triggers/{id}/test", {"id": "pay-1"}, 200),
+    ("POST", "/v2/triggers/test", {"trigger": TRIGGER, "event": {"id": "pay-1"}}, 200),
     ("GET", f"{GATEWAY}/v2/triggers", None, 200),
     ("POST", f"{GATEWAY}/triggers", TRIGGER, 201),
     ("DELETE", f"{GATEWAY}/v2/triggers/{{id}}", None, 204),

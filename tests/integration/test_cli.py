@@ -135,6 +135,51 @@ def test_test_trigger_accepts_a_bare_payload_on_stdin() -> None:
     assert "error" in report["variables"]["paymentID"]
 
 
+def test_test_trigger_explains_a_trigger_file_not_in_the_config(tmp_path: Path) -> None:
+    trigger_file = tmp_path / "large-deposits.yaml"
+    trigger_file.write_text(
+        "event: SAVED_PAYMENT\n"
+        "workflowID: review\n"
+        "filter: event.status == 'SUCCEEDED' && event.amount > `1000`\n"
+        "vars: {amount: event.amount}\n"
+    )
+    done = run_cli(
+        "test-trigger",
+        "--trigger-file",
+        str(trigger_file),
+        "--event",
+        "-",
+        stdin=json.dumps({"status": "SUCCEEDED", "amount": 20}),
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["trigger"] is None
+    assert report["filter"] == {"match": False}
+    clauses = report["explain"]["filter"]["clauses"]
+    assert [clause["value"] for clause in clauses] == [True, False]
+    assert done.stderr.strip() == (
+        "no match: the filter is false: clause 2 of 2, `event.amount > `1000``, is false "
+        "(a bare payload: its type and version are not checked)"
+    )
+
+
+def test_test_trigger_takes_a_name_or_a_file_not_both(tmp_path: Path) -> None:
+    done = run_cli(
+        "test-trigger", "--trigger", "a", "--trigger-file", str(tmp_path / "t.yaml"), "--event", "-"
+    )
+    assert done.returncode == 2
+    assert "not allowed with argument" in done.stderr
+
+
+def test_test_trigger_names_the_problem_in_a_trigger_file(tmp_path: Path) -> None:
+    trigger_file = tmp_path / "bad.yaml"
+    trigger_file.write_text("event: SAVED_PAYMENT\nworkflowID: wf\nfilter: 'amount >'\n")
+    done = run_cli("test-trigger", "--trigger-file", str(trigger_file), "--event", "-", stdin="{}")
+    assert done.returncode == 2
+    assert f"{trigger_file}: filter 'amount >'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_the_demo_runs_end_to_end() -> None:
     done = run_cli("demo", "--rounds", "2")
     assert done.returncode == 0, done.stderr[-3000:]

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from trigger_daemon.core.events import Envelope, Unprocessable, envelope_from_object
-from trigger_daemon.core.expressions import ExpressionError, document_for, is_truthy, render_value
+from trigger_daemon.core.events import Envelope
+from trigger_daemon.core.expressions import ExpressionError, is_truthy
 from trigger_daemon.core.prefilter import CandidateIndex
 from trigger_daemon.core.triggers import CompiledTrigger
 
@@ -75,49 +75,3 @@ class TriggerIndex:
         if not matched and not failures:
             return NO_MATCH  # the common case, without building a result
         return MatchResult(triggers=tuple(matched), filter_failures=tuple(failures))
-
-
-@dataclass(frozen=True, slots=True)
-class VarReport:
-    value: str | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TriggerTestReport:
-    """What `POST /v2/triggers/{id}/test` and `trigger-daemon test-trigger` show."""
-
-    match: bool
-    filter_error: str | None
-    variables: dict[str, VarReport]
-
-
-def explain(compiled: CompiledTrigger, envelope: Envelope) -> TriggerTestReport:
-    """Evaluate one trigger against one event, reporting every var even when the filter fails."""
-    document = document_for(envelope)
-    filter_error: str | None = None
-    matched = False
-    version = compiled.trigger.version
-    if envelope.type != compiled.trigger.event:
-        filter_error = f"event type {envelope.type!r} is not {compiled.trigger.event!r}"
-    elif version is not None and envelope.version != version:
-        filter_error = f"event version {envelope.version!r} is not {version!r}"
-    else:
-        try:
-            matched = is_truthy(compiled.evaluate_filter(document))
-        except ExpressionError as exc:
-            filter_error = str(exc)
-    variables: dict[str, VarReport] = {}
-    for name, expression in compiled.vars.items():
-        try:
-            variables[name] = VarReport(value=render_value(expression.evaluate(document)))
-        except ExpressionError as exc:
-            variables[name] = VarReport(error=str(exc))
-    return TriggerTestReport(match=matched, filter_error=filter_error, variables=variables)
-
-
-def envelope_for_test(body: object, trigger_event: str) -> Envelope | Unprocessable:
-    """A test body is a full envelope, or a bare payload that gets the trigger's event type."""
-    if isinstance(body, dict) and isinstance(body.get("type"), str) and "payload" in body:
-        return envelope_from_object(body)
-    return envelope_from_object({"type": trigger_event, "payload": body})

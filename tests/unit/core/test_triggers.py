@@ -1,13 +1,13 @@
-"""Trigger validation messages, compilation, matching through the index, and `explain`."""
+"""Trigger validation messages, compilation and matching through the index."""
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from trigger_daemon.core.events import Envelope, Unprocessable
+from trigger_daemon.core.events import Envelope
 from trigger_daemon.core.expressions import ExpressionError, document_for
-from trigger_daemon.core.matching import TriggerIndex, envelope_for_test, explain
+from trigger_daemon.core.matching import TriggerIndex
 from trigger_daemon.core.retry import RetryPolicy
 from trigger_daemon.core.triggers import (
     CompiledTrigger,
@@ -122,33 +122,6 @@ def test_vars_render_exact_big_integers_and_name_the_failing_var() -> None:
     missing = trigger(2, vars={"ref": "event.reference"})
     with pytest.raises(ExpressionError, match=r"var 'ref' \(event.reference\): .*null"):
         missing.render_vars(document_for(payment))
-
-
-def test_explain_reports_the_filter_and_every_var() -> None:
-    compiled = trigger(1, filter="event.amount > `10`", vars={"a": "event.amount", "b": "event.x"})
-    report = explain(compiled, event({"amount": 50}))
-    assert report.match is True
-    assert report.filter_error is None
-    assert report.variables["a"].value == "50"
-    assert report.variables["b"].error is not None
-
-
-def test_explain_says_why_a_different_type_does_not_match() -> None:
-    other = Envelope(type="SAVED_ACCOUNT", payload={}, raw={})
-    report = explain(trigger(1), other)
-    assert report.match is False
-    assert report.filter_error == "event type 'SAVED_ACCOUNT' is not 'SAVED_PAYMENT'"
-
-
-def test_a_bare_payload_gets_the_triggers_event_type() -> None:
-    bare = envelope_for_test({"status": "SUCCEEDED"}, "SAVED_PAYMENT")
-    assert isinstance(bare, Envelope)
-    assert bare.type == "SAVED_PAYMENT"
-    assert bare.payload == {"status": "SUCCEEDED"}
-    full = envelope_for_test({"type": "X", "payload": {"a": 1}}, "SAVED_PAYMENT")
-    assert isinstance(full, Envelope)
-    assert full.type == "X"
-    assert isinstance(envelope_for_test([1], "SAVED_PAYMENT"), Unprocessable)
 
 
 def test_a_trigger_may_override_part_of_the_retry_policy() -> None:

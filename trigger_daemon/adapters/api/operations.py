@@ -24,9 +24,14 @@ from trigger_daemon.adapters.api.paging import (
 )
 from trigger_daemon.core import json_input
 from trigger_daemon.core.events import Unprocessable
-from trigger_daemon.core.matching import envelope_for_test, explain
 from trigger_daemon.core.occurrences import Occurrence
-from trigger_daemon.core.triggers import MAX_NAME_LENGTH, compile_trigger, parse_definition
+from trigger_daemon.core.rehearsal import explain, rehearsal_event
+from trigger_daemon.core.triggers import (
+    MAX_NAME_LENGTH,
+    CompiledTrigger,
+    compile_trigger,
+    parse_definition,
+)
 from trigger_daemon.errors import NotFoundError
 from trigger_daemon.ports import Store
 from trigger_daemon.triggers.catalog import TriggerCatalog
@@ -144,10 +149,21 @@ class TriggerHandlers:
         compiled = self._catalog.compiled(trigger_id)
         if compiled is None:  # not active here yet (created by another replica): compile now
             compiled = compile_trigger(await self._store.get_trigger(trigger_id))
-        envelope = envelope_for_test(await _read_json(request), compiled.trigger.event)
-        if isinstance(envelope, Unprocessable):
-            raise HTTPException(400, f"the test event cannot be used: {envelope.detail}")
-        return schemas.Data(data=schemas.TriggerTest.of(explain(compiled, envelope)))
+        return _tested(compiled, await _read_json(request))
+
+    async def test_unsaved_trigger(self, request: Request) -> schemas.Data[schemas.TriggerTest]:
+        body = await _read_json(request)
+        if not isinstance(body, dict) or set(body) != {"trigger", "event"}:
+            raise HTTPException(400, 'send {"trigger": {a trigger}, "event": {an event}}')
+        definition = parse_definition(body["trigger"])
+        return _tested(TriggerCatalog.compile_definition(definition), body["event"])
+
+
+def _tested(compiled: CompiledTrigger, body: object) -> schemas.Data[schemas.TriggerTest]:
+    event = rehearsal_event(body, compiled.trigger.event)
+    if isinstance(event, Unprocessable):
+        raise HTTPException(400, f"the test event cannot be used: {event.detail}")
+    return schemas.Data(data=schemas.TriggerTest.of(explain(compiled, event)))
 
 
 def _page_request(

@@ -42,33 +42,29 @@ def _inline_definitions(schema: dict[str, Any]) -> dict[str, Any]:
     return resolved
 
 
-# The body is parsed by parse_definition, not by FastAPI, so every problem gets the same
-# message; this documents the same model it validates against.
-_TRIGGER_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": _inline_definitions(TriggerDefinition.model_json_schema(by_alias=True))
-            }
-        },
-    }
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+# The bodies are parsed by the operations, not by FastAPI, so every problem gets the same
+# message; these document what they validate.
+_TRIGGER_SCHEMA = _inline_definitions(TriggerDefinition.model_json_schema(by_alias=True))
+_TEST_EVENT_SCHEMA = {
+    "type": "object",
+    "additionalProperties": True,
+    "description": "A full event envelope (with `type` and `payload`), or a bare payload that "
+    "gets the trigger's event type.",
 }
-_TEST_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "additionalProperties": True,
-                    "description": "A full event envelope (with `type` and `payload`), or a "
-                    "bare payload that gets the trigger's event type.",
-                }
-            }
-        },
+_TRIGGER_BODY = _json_body(_TRIGGER_SCHEMA)
+_TEST_BODY = _json_body(_TEST_EVENT_SCHEMA)
+_UNSAVED_TEST_BODY = _json_body(
+    {
+        "type": "object",
+        "required": ["trigger", "event"],
+        "additionalProperties": False,
+        "properties": {"trigger": _TRIGGER_SCHEMA, "event": _TEST_EVENT_SCHEMA},
     }
-}
+)
 
 
 def v1_router(handlers: TriggerHandlers, auth: ApiAuth | None = None) -> APIRouter:
@@ -151,7 +147,19 @@ def v2_router(handlers: TriggerHandlers, auth: ApiAuth | None = None) -> APIRout
         handlers.test_trigger,
         "testTrigger",
         openapi_extra=_TEST_BODY,
-        description="Evaluate the trigger's filter and vars against an event; nothing runs.",
+        description="Evaluate the trigger against an event; nothing runs. A full envelope is "
+        "checked on type and version too; a bare payload on the filter and vars only. The "
+        "answer's `explain` (an extension) says what decided it.",
+    )
+    _add(
+        router,
+        "POST",
+        "/triggers/test",
+        handlers.test_unsaved_trigger,
+        "v2TestUnsavedTrigger",
+        openapi_extra=_UNSAVED_TEST_BODY,
+        description="Extension: test a trigger that is not saved, as testTrigger does; an "
+        "invalid trigger is refused as createTrigger would refuse it.",
     )
     _add(
         router,

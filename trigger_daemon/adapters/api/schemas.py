@@ -12,9 +12,16 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
-from trigger_daemon.core import matching, occurrences, triggers
+from trigger_daemon.core import occurrences, rehearsal, triggers
 
 T = TypeVar("T")
 
@@ -101,18 +108,95 @@ class VariableResult(BaseModel):
     error: str | None = None
 
 
+class ExplainedValue(_Wire):
+    """An expression and its value, or its error. The value is always written, null included:
+    a filter clause that gives null is the usual reason for "no match"."""
+
+    expression: str
+    value: Any = None
+    error: str | None = None
+    truthy: bool | None = None
+
+    @model_serializer(mode="wrap")
+    def _value_even_when_null(self, write: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        written: dict[str, Any] = write(self)
+        if self.error is None:
+            written["value"] = self.value
+        return written
+
+    @classmethod
+    def of(cls, evaluated: rehearsal.Evaluated, *, with_truth: bool = True) -> ExplainedValue:
+        return cls(
+            expression=evaluated.expression,
+            value=evaluated.value,
+            error=evaluated.error,
+            truthy=evaluated.truthy if with_truth else None,
+        )
+
+
+class FieldExplanation(_Wire):
+    expected: str | None = Field(None, description="What the trigger wants; absent: any.")
+    actual: str | None = None
+    matches: bool
+
+
+class FilterExplanation(_Wire):
+    result: ExplainedValue
+    operator: str | None = Field(
+        None, description="`&&` or `||` when the filter is made of top-level clauses."
+    )
+    clauses: list[ExplainedValue] = Field(default_factory=list)
+
+
+class TriggerTestExplanation(_Wire):
+    """Extension: what decided a test's answer. The SDKs ignore it."""
+
+    decision: str = Field(description="One sentence: what decided the answer.")
+    event_checked: bool = Field(
+        alias="eventChecked",
+        description="False for a bare payload: its type and version are not checked.",
+    )
+    type: FieldExplanation
+    version: FieldExplanation
+    filter: FilterExplanation | None = Field(None, description="Absent: the trigger has none.")
+    variables: dict[str, ExplainedValue]
+
+    @classmethod
+    def of(cls, explanation: rehearsal.Explanation) -> TriggerTestExplanation:
+        filter_ = explanation.filter
+        return cls(
+            decision=explanation.decision,
+            event_checked=explanation.event_checked,
+            type=FieldExplanation.model_validate(explanation.type),
+            version=FieldExplanation.model_validate(explanation.version),
+            filter=None
+            if filter_ is None
+            else FilterExplanation(
+                result=ExplainedValue.of(filter_.result),
+                operator=filter_.operator,
+                clauses=[ExplainedValue.of(clause) for clause in filter_.clauses],
+            ),
+            variables={
+                name: ExplainedValue.of(var, with_truth=False)
+                for name, var in explanation.variables.items()
+            },
+        )
+
+
 class TriggerTest(BaseModel):
     filter: FilterResult
     variables: dict[str, VariableResult]
+    explain: TriggerTestExplanation | None = None
 
     @classmethod
-    def of(cls, report: matching.TriggerTestReport) -> TriggerTest:
+    def of(cls, report: rehearsal.TriggerTestReport) -> TriggerTest:
         return cls(
             filter=FilterResult(match=report.match, error=report.filter_error),
             variables={
                 name: VariableResult(value=var.value, error=var.error)
                 for name, var in report.variables.items()
             },
+            explain=TriggerTestExplanation.of(report.explanation),
         )
 
 

@@ -56,6 +56,7 @@ from trigger_daemon.engine.redrive import Redrive
 from trigger_daemon.engine.runner import OccurrenceRunner
 from trigger_daemon.errors import StoreError
 from trigger_daemon.lifecycle import Part, supervise
+from trigger_daemon.observability.loop_lag import watch_loop_lag
 from trigger_daemon.observability.tracing import Tracing
 from trigger_daemon.ports import DeadLetterSink, Source, Store
 from trigger_daemon.triggers.catalog import TriggerCatalog
@@ -153,6 +154,7 @@ class Daemon:
                     ),
                     # YAML triggers edited on disk, or re-read on SIGHUP, apply without a restart.
                     Part("trigger reload", reloader.watch),
+                    Part("event loop watch", watch_loop_lag),
                 ],
                 stop,
                 self.settings.shutdown_grace_seconds,

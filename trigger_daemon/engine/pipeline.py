@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import structlog
 
@@ -44,6 +44,9 @@ from trigger_daemon.ports import Source, SourceRecord
 log = structlog.get_logger(__name__)
 
 FETCH_TIMEOUT_SECONDS = 0.2
+# A fetched batch is triaged on the event loop. Past this much work the loop yields, so that
+# heartbeats, fetch answers, calls in flight and the API never wait long behind a batch.
+TRIAGE_SLICE_SECONDS = 0.02
 COMMIT_INTERVAL_SECONDS = 0.2
 # The back-off before a failed record is handled again in place. Its max_attempts is never
 # read: the record is retried until it succeeds, since giving up on it would lose it.
@@ -63,8 +66,10 @@ class Pipeline:
         revoke_timeout_seconds: float = 20.0,
         must_pause: Callable[[], bool] = lambda: False,
         ordering_key: Expression | None = None,
+        triage_slice_seconds: float = TRIAGE_SLICE_SECONDS,
     ) -> None:
         self._source = source
+        self._triage_slice = triage_slice_seconds
         self._handler = handler
         self._max_in_flight = max_in_flight
         self._revoke_timeout = revoke_timeout_seconds
@@ -74,6 +79,8 @@ class Pipeline:
         self._queues: dict[OrderingKey, deque[TriagedRecord]] = {}
         self._workers: dict[OrderingKey, asyncio.Task[None]] = {}
         self._revoking: set[Partition] = set()
+        self._revoked_during_dispatch: set[Partition] = set()
+        self._slice_ends = 0.0
         self._uncommitted: set[Partition] = set()
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -116,15 +123,30 @@ class Pipeline:
             log.warning("fetch.failed", error=str(exc))
             await asyncio.sleep(1.0)
             return
-        for (topic, partition), records in batches.items():
-            metrics.EVENTS_CONSUMED.labels(topic).inc(len(records))  # per batch: labels() is slow
-            progress = self._progress.get((topic, partition))
-            if progress is None:
-                progress = self._progress[(topic, partition)] = PartitionProgress()
-            for record in records:
-                if self._dispatch(record, progress):
-                    self._uncommitted.add((topic, partition))
+        self._revoked_during_dispatch.clear()
+        self._slice_ends = time.monotonic() + self._triage_slice
+        for partition, records in batches.items():
+            await self._dispatch_batch(partition, records)
         metrics.IN_FLIGHT.set(self._in_flight)
+
+    async def _dispatch_batch(self, partition: Partition, records: Sequence[SourceRecord]) -> None:
+        """Dispatch one partition's fetched records, yielding the loop after each slice of
+        work. A rebalance can only run while the loop yields; a partition it moved away is
+        left, with the rest of its records, to its next owner."""
+        if partition in self._revoked_during_dispatch:
+            return
+        metrics.EVENTS_CONSUMED.labels(partition[0]).inc(len(records))  # labels() is slow
+        progress = self._progress.get(partition)
+        if progress is None:
+            progress = self._progress[partition] = PartitionProgress()
+        for record in records:
+            if self._dispatch(record, progress):
+                self._uncommitted.add(partition)
+            if time.monotonic() >= self._slice_ends:
+                await asyncio.sleep(0)
+                self._slice_ends = time.monotonic() + self._triage_slice
+                if partition in self._revoked_during_dispatch:
+                    return
 
     def _dispatch(self, record: SourceRecord, progress: PartitionProgress) -> bool:
         """Queue `record` for its key's worker, or finish it here when it needs no work;
@@ -231,6 +253,7 @@ class Pipeline:
         """Before `partitions` move: drop their queued records, finish the ones being
         handled (bounded by the revoke timeout), commit, and forget them."""
         self._revoking |= partitions
+        self._revoked_during_dispatch |= partitions
         try:
             workers = [task for key, task in self._workers.items() if key[:2] in partitions]
             if workers:

@@ -30,6 +30,15 @@ IN_FLIGHT = Gauge("trigger_daemon_in_flight", "Records being handled now.")
 CONSUMER_LAG = Gauge(
     "trigger_daemon_consumer_lag", "Records behind the high-water mark.", ["topic", "partition"]
 )
+LOOP_LAG = Histogram(
+    "trigger_daemon_event_loop_lag_seconds",
+    "How much later than asked the event loop woke a sleeper (sampled every 0.1 s).",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+LONGEST_LOOP_LAG = Gauge(
+    "trigger_daemon_event_loop_longest_lag_seconds",
+    "The longest event loop lag seen since the daemon started.",
+)
 
 
 @functools.cache

@@ -5,7 +5,10 @@ revoked partition is committed up to what it finished."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, cast
+
+import pytest
 
 from trigger_daemon.core.events import Envelope, Unprocessable
 from trigger_daemon.engine.pipeline import Pipeline
@@ -37,10 +40,14 @@ class FakeHandler:
         self._no_work = no_work
         self.started = asyncio.Event()  # set once a record is being handled
         self.handled: list[int] = []
+        self.triaged: list[int] = []
+        self.on_triage: Callable[[SourceRecord], None] = lambda record: None
 
     def triage(
         self, record: SourceRecord, decoded: Envelope | Unprocessable
     ) -> TriagedRecord | None:
+        self.triaged.append(record.offset)
+        self.on_triage(record)
         return None if record.value in self._no_work else TriagedRecord(record, decoded)
 
     async def handle(self, work: TriagedRecord) -> None:
@@ -137,4 +144,55 @@ async def test_a_revoked_partition_commits_its_running_record_and_drops_the_queu
 
     assert handler.handled == [0]  # the next owner reads 1 and 2 again
     assert source.committed == {PARTITION: 1}
+    assert source.assigned() == set()
+
+
+@pytest.mark.parametrize(("slice_seconds", "yields_within_the_batch"), [(0.0, True), (60.0, False)])
+async def test_a_large_batch_is_triaged_in_slices_that_let_the_loop_run(
+    slice_seconds: float, yields_within_the_batch: bool
+) -> None:
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    seen: list[int] = []
+    source = ListSource([record(offset, b"k", value=b"nothing") for offset in range(50)])
+    handler = FakeHandler(no_work=frozenset({b"nothing"}))
+    handler.on_triage = lambda record: seen.append(ticks)
+    ticker = asyncio.create_task(tick())
+    flow = pipeline(source, handler, triage_slice_seconds=slice_seconds)
+    await asyncio.wait_for(flow.run(asyncio.Event(), until_idle=True), 5)
+    ticker.cancel()
+    await asyncio.gather(ticker, return_exceptions=True)
+
+    assert len(seen) == 50  # one batch of 50
+    assert (len(set(seen)) > 40) is yields_within_the_batch
+    assert source.commits[-1] == {PARTITION: 50}
+
+
+async def test_a_partition_revoked_while_the_loop_yields_leaves_the_rest_to_its_next_owner() -> (
+    None
+):
+    source = ListSource([record(offset, b"k", value=b"nothing") for offset in range(6)])
+    handler = FakeHandler(no_work=frozenset({b"nothing"}))
+    revoking: list[asyncio.Task[None]] = []
+
+    def rebalance_after_the_second(record: SourceRecord) -> None:
+        if record.offset == 1:  # runs at the loop's next yield, as a rebalance would
+            revoking.append(asyncio.create_task(source.revoke({PARTITION})))
+
+    handler.on_triage = rebalance_after_the_second
+    stop = asyncio.Event()
+    flow = asyncio.create_task(pipeline(source, handler, triage_slice_seconds=0.0).run(stop))
+    await asyncio.wait_for(asyncio.sleep(0.1), 5)
+    await asyncio.wait_for(revoking[0], 5)
+    stop.set()
+    await asyncio.wait_for(flow, 5)
+
+    assert handler.triaged == [0, 1]  # 2 to 5 were never dispatched here
+    assert source.committed == {PARTITION: 2}
     assert source.assigned() == set()

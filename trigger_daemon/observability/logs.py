@@ -6,12 +6,14 @@ context fields (event_id, trigger_id, topic, partition, offset, ...).
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import orjson
 import structlog
 
 from trigger_daemon.observability.redaction import Redactor
@@ -35,7 +37,7 @@ def configure_logging(level: str = "info", fmt: str = "json", secrets: Iterable[
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Any = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_json_line)
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
@@ -64,6 +66,15 @@ def configure_logging(level: str = "info", fmt: str = "json", secrets: Iterable[
     root.handlers[:] = [handler]
     # Libraries are chatty at info; their warnings still show.
     root.setLevel(max(_LEVELS[level], logging.WARNING))
+
+
+def _json_line(event: Any, **options: Any) -> str:
+    """orjson renders a line in a third of json's time (one line per occurrence adds up);
+    what it refuses (an integer past 64 bits, a non-string key) goes through json."""
+    try:
+        return orjson.dumps(event, default=options.get("default")).decode()
+    except TypeError:
+        return json.dumps(event, separators=(",", ":"), **options)
 
 
 class QuietRepeats(logging.Filter):

@@ -1,10 +1,14 @@
-"""A library's repeated lines are let through once per window."""
+"""Log lines: each one JSON, and a library's repeated lines let through once per window."""
 
 from __future__ import annotations
 
+import json
 import logging
 
-from trigger_daemon.observability.logs import QuietRepeats
+import pytest
+import structlog
+
+from trigger_daemon.observability.logs import QuietRepeats, configure_logging
 
 
 def record(name: str, template: str, *args: object) -> logging.LogRecord:
@@ -28,3 +32,20 @@ def test_different_templates_and_other_loggers_pass() -> None:
     assert quiet.filter(record("aiokafka.conn", "another thing %s", 1))
     assert quiet.filter(record("aiokafka.consumer", "one thing %s", 1))  # another logger
     assert all(quiet.filter(record("uvicorn.error", "same %s", n)) for n in range(5))
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_every_line_is_json_even_with_what_orjson_refuses(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("info", "json", secrets=["a-secret-of-the-daemon"])
+    log = structlog.get_logger("test")
+    log.info("plain", partition=3, note="é")
+    log.info("refused_by_orjson", amount=2**70, by_number={1: "x"})
+    log.info("secret", detail="token a-secret-of-the-daemon at postgresql://u:pw@db/x")
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [line["event"] for line in lines] == ["plain", "refused_by_orjson", "secret"]
+    assert lines[0]["note"] == "é"
+    assert lines[1]["amount"] == 2**70
+    assert lines[1]["by_number"] == {"1": "x"}
+    assert lines[2]["detail"] == "token *** at postgresql://u:***@db/x"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -45,18 +44,6 @@ def settings_env(monkeypatch: pytest.MonkeyPatch) -> None:
     }
     for key, value in env.items():
         monkeypatch.setenv(f"TRIGGER_DAEMON_{key}", value)
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """configure_logging is process-wide: put the defaults back after the test. The test calls
-    it in its body, where pytest's captured stderr is the stream it writes to."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    structlog.reset_defaults()
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def lines(output: str) -> list[dict[str, Any]]:

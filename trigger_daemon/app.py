@@ -50,6 +50,7 @@ from trigger_daemon.config import ApiAuthSettings, LoadedConfig, Settings
 from trigger_daemon.core.occurrences import Occurrence
 from trigger_daemon.core.rehearsal import TriggerTestReport
 from trigger_daemon.engine.calls import WorkflowCaller
+from trigger_daemon.engine.flow_control import FlowControl
 from trigger_daemon.engine.pipeline import Pipeline
 from trigger_daemon.engine.records import LogOnlyDeadLetters, RecordHandler
 from trigger_daemon.engine.redrive import Redrive
@@ -58,7 +59,7 @@ from trigger_daemon.errors import StoreError
 from trigger_daemon.lifecycle import Part, supervise
 from trigger_daemon.observability.loop_lag import watch_loop_lag
 from trigger_daemon.observability.tracing import Tracing
-from trigger_daemon.ports import DeadLetterSink, Source, Store
+from trigger_daemon.ports import DeadLetterSink, Source, Store, WorkflowApi
 from trigger_daemon.triggers.catalog import TriggerCatalog
 from trigger_daemon.triggers.files import load_yaml_triggers
 from trigger_daemon.triggers.reload import TriggerReloader, fingerprint, watched_paths
@@ -110,7 +111,7 @@ class Daemon:
             dead_letters, outcome_events = self._publishing(publisher)
             source = self._source(connection)  # joins the group when entered, below
             broker = BrokerWatch(source.probe, self.settings.kafka.bootstrap_servers)
-            caller = WorkflowCaller(api, self.settings.orchestration.retry.policy())
+            caller = self._caller(api)
             runner = OccurrenceRunner(store, caller, outcome_events, tracing)
             redrive = Redrive(catalog, store, runner)
             # Listening before Kafka: a busy port fails the start before the group is joined
@@ -182,10 +183,15 @@ class Daemon:
                     KafkaPublisher(self._kafka_connection())
                 )
                 _, outcome_events = self._publishing(publisher)
-            caller = WorkflowCaller(api, self.settings.orchestration.retry.policy())
+            caller = self._caller(api)
             redrive = Redrive(catalog, store, OccurrenceRunner(store, caller, outcome_events))
             async for occurrence in redrive.retry_all(trigger_id, since):
                 progress(occurrence)
+
+    def _caller(self, api: WorkflowApi) -> WorkflowCaller:
+        orchestration = self.settings.orchestration
+        flow = FlowControl(orchestration.flow_limits())
+        return WorkflowCaller(api, orchestration.retry.policy(), flow=flow)
 
     async def _open_store(self, stack: AsyncExitStack) -> Store:
         settings = self.settings.store

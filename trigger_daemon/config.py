@@ -29,6 +29,7 @@ from pydantic_settings import (
 
 from trigger_daemon.core.expressions import Expression, compile_expression
 from trigger_daemon.core.retry import RetryPolicy
+from trigger_daemon.core.throttle import Limits
 from trigger_daemon.errors import ConfigError
 
 ENV_PREFIX = "TRIGGER_DAEMON_"
@@ -122,6 +123,14 @@ class OrchestrationSettings(_Section):
     scopes: list[str] = Field(default_factory=list)
     timeout_seconds: float = Field(10.0, gt=0)
     retry: RetrySettings = Field(default_factory=RetrySettings)
+    # Daemon-wide flow control, per process (null: none beyond pipeline.max_in_flight).
+    max_calls_per_second: float | None = Field(None, gt=0)
+    max_concurrency: int | None = Field(None, ge=1)
+
+    def flow_limits(self) -> Limits:
+        return Limits(
+            calls_per_second=self.max_calls_per_second, max_concurrency=self.max_concurrency
+        )
 
     @field_validator("base_url", "token_url")
     @classmethod

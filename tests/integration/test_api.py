@@ -506,3 +506,19 @@ async def test_a_triggers_retry_policy_round_trips_as_an_extension_field(
     assert read["retry"] == created["retry"]
     without = await create(client, name="plain")
     assert "retry" not in without
+
+
+async def test_flow_control_round_trips_as_extension_fields(client: httpx.AsyncClient) -> None:
+    limits = {"rateLimit": {"requestsPerUnit": 50, "unit": "minute"}, "maxConcurrency": 4}
+    created = await create(client, **limits)
+    assert created["rateLimit"] == {"requestsPerUnit": 50, "unit": "minute", "burst": 1}
+    assert created["maxConcurrency"] == 4
+    read = (await client.get(f"{GATEWAY}/v2/triggers/{created['id']}")).json()["data"]
+    assert (read["rateLimit"], read["maxConcurrency"]) == (created["rateLimit"], 4)
+    refused = await client.post(
+        "/v2/triggers", json=definition(rateLimit={"requestsPerUnit": 5, "unit": "week"})
+    )
+    assert_error(refused, 400, "VALIDATION", "rateLimit.unit")
+    without = await create(client, name="unlimited")
+    assert "rateLimit" not in without
+    assert "maxConcurrency" not in without

@@ -498,6 +498,8 @@ async def test_replicas_starting_on_a_new_database_at_once_migrate_it_once(
         "replicas to notice each other's changes.",
         "Running upgrade 0002 -> 0003, A trigger's own retry policy (the `retry` extension "
         "field), as JSON; null: the global one.",
+        "Running upgrade 0003 -> 0006, A trigger's flow control (the `rateLimit` and "
+        "`maxConcurrency` extension fields); null: none.",
     ]
 
 
@@ -562,7 +564,7 @@ async def test_migrated_schema_matches_schema_module(store_url: str) -> None:
         await engine.dispose()
 
     assert diff == []
-    assert revision == "0003"
+    assert revision == "0006"
 
 
 def _schema_diff(conn: Connection) -> list[object]:

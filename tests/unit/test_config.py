@@ -148,3 +148,12 @@ def test_a_list_variable_that_is_not_json_is_named(monkeypatch: pytest.MonkeyPat
         "environment TRIGGER_DAEMON_API__AUTH__TOKENS: not valid JSON (lists and mappings are "
         'written as JSON, e.g. ["a", "b"] or [{"key": "value"}])'
     )
+
+
+def test_daemon_wide_flow_limits_are_read_and_bad_ones_named(tmp_path: Path) -> None:
+    path = write(tmp_path, "orchestration: {max_calls_per_second: 2.5, max_concurrency: 8}\n")
+    limits = load_config(path).settings.orchestration.flow_limits()
+    assert (limits.calls_per_second, limits.max_concurrency) == (2.5, 8)
+    assert load_config(None).settings.orchestration.flow_limits().unlimited
+    bad = write(tmp_path, "orchestration: {max_calls_per_second: 0}\n")
+    assert "orchestration.max_calls_per_second" in config_error(bad)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -63,9 +63,27 @@ class RetryOverride(BaseModel):
         )
 
 
+class RateLimit(BaseModel):
+    """At most `requestsPerUnit` runWorkflow requests per `unit`, and never more than `burst`
+    at once, however long the trigger was idle (a token bucket of `burst` tokens)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+    requests_per_unit: int = Field(alias="requestsPerUnit", ge=1, le=1_000_000)
+    unit: Literal["second", "minute", "hour"]
+    burst: int = Field(default=1, ge=1, le=1_000_000)
+
+    @property
+    def per_second(self) -> float:
+        return self.requests_per_unit / _UNIT_SECONDS[self.unit]
+
+
+_UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600}
+
+
 class TriggerDefinition(BaseModel):
     """The fields a user writes, camelCase on the wire as in the Formance API, plus the
-    extension `retry`."""
+    extensions `retry`, `rateLimit` and `maxConcurrency`."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
 
@@ -76,6 +94,8 @@ class TriggerDefinition(BaseModel):
     workflow_id: str = Field(alias="workflowID", min_length=1, max_length=MAX_NAME_LENGTH)
     vars: dict[VarName, str] = Field(default_factory=dict, max_length=MAX_VARS)
     retry: RetryOverride | None = None
+    rate_limit: RateLimit | None = Field(default=None, alias="rateLimit")
+    max_concurrency: int | None = Field(default=None, alias="maxConcurrency", ge=1, le=100_000)
 
 
 class Trigger(TriggerDefinition):
@@ -149,7 +169,17 @@ def compile_trigger_expressions(
     return filter_, vars_
 
 
-_KNOWN_FIELDS = ("name", "event", "version", "filter", "workflowID", "vars", "retry")
+_KNOWN_FIELDS = (
+    "name",
+    "event",
+    "version",
+    "filter",
+    "workflowID",
+    "vars",
+    "retry",
+    "rateLimit",
+    "maxConcurrency",
+)
 
 
 def _describe_shape_errors(exc: pydantic.ValidationError) -> list[str]:

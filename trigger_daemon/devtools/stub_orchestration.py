@@ -48,6 +48,8 @@ class StubCall:
     headers: dict[str, str]
     idempotency_key: str | None
     answered_status: int
+    received_at: float = 0.0  # time.monotonic() when the request arrived
+    answered_at: float = 0.0  # and when it was answered
 
 
 @dataclass(slots=True, eq=False)  # rules are removed by identity
@@ -198,6 +200,7 @@ class StubOrchestration:
         return await self._run_workflow(request, "v2")
 
     async def _run_workflow(self, request: web.Request, api_version: str) -> web.Response:
+        received_at = time.monotonic()
         workflow_id = request.match_info["workflow_id"]
         delay = self.delay_seconds + self.workflow_delays.get(workflow_id, 0.0)
         if delay > 0:
@@ -218,6 +221,8 @@ class StubOrchestration:
                 headers={name.lower(): value for name, value in request.headers.items()},
                 idempotency_key=key,
                 answered_status=response.status,
+                received_at=received_at,
+                answered_at=time.monotonic(),
             )
         )
         return response

@@ -8,7 +8,9 @@ the API is up and the failure is this workflow's. A failure while nothing succee
 When failures pile up the circuit opens: calls then wait for its probes, and the pipeline stops
 fetching, so an outage delays events but does not fail them, whatever the policy's numbers.
 
-Before each retry, and before a first try that had to wait for the circuit, the caller asks
+Each request waits for its trigger's rate limit and concurrency cap and the daemon's
+(`flow_control`); that wait spends nothing. Before each retry, and before a first try that had
+to wait for the circuit or a limit, the caller asks
 whether the try is still wanted (`still_wanted`): a replica whose occurrence was finished
 elsewhere meanwhile (its partition moved while it was paused or waiting) stops.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +28,8 @@ import structlog
 
 from trigger_daemon.core.circuit import CircuitBreaker
 from trigger_daemon.core.retry import RetryPolicy, backoff_delay
+from trigger_daemon.core.triggers import Trigger
+from trigger_daemon.engine.flow_control import FlowControl
 from trigger_daemon.ports import CallAttempt, WorkflowApi
 
 log = structlog.get_logger(__name__)
@@ -69,8 +74,10 @@ class WorkflowCaller:
         breaker: CircuitBreaker | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        flow: FlowControl | None = None,
     ) -> None:
         self._api = api
+        self._flow = flow or FlowControl(sleep=sleep, clock=clock)
         self._default_policy = default_policy
         self.breaker = breaker or CircuitBreaker()
         self._sleep = sleep
@@ -90,22 +97,28 @@ class WorkflowCaller:
         traceparent: str | None = None,
         policy: RetryPolicy | None = None,
         still_wanted: Callable[[], Awaitable[bool]] | None = None,
+        trigger: Trigger | None = None,
     ) -> CallResult:
-        """Start `workflow_id`; the result says how many requests it took and how it ended."""
+        """Start `workflow_id`; the result says how many requests it took and how it ended.
+        Each request waits for `trigger`'s limits and the daemon's (flow_control)."""
         policy = policy or self._default_policy
         requests = spent = 0
         since = self._clock()  # a success of another call after this shows the API is up
         while True:
             waited = await self._wait_for_circuit()
-            # Any try after a wait may have been overtaken: the record's partition may have
-            # moved to another replica, which ran it (this one was paused, or waited out an
-            # outage).
-            if (requests or waited) and still_wanted is not None and not await still_wanted():
-                self.breaker.release(self._clock())
-                return CallResult(attempts=requests, error="superseded", superseded=True)
-            attempt = await self._api.start_workflow(
-                workflow_id, variables, idempotency_key=idempotency_key, traceparent=traceparent
-            )
+            async with self._request_slot(trigger) as throttled:
+                # Any try after a wait may have been overtaken: the record's partition may
+                # have moved to another replica, which ran it (this one was paused, waited
+                # out an outage or a rate limit).
+                if (requests or waited or throttled) and not await _wanted(still_wanted):
+                    self.breaker.release(self._clock())
+                    return CallResult(attempts=requests, error="superseded", superseded=True)
+                attempt = await self._api.start_workflow(
+                    workflow_id,
+                    variables,
+                    idempotency_key=idempotency_key,
+                    traceparent=traceparent,
+                )
             requests += 1
             now = self._clock()
             was_open = self.breaker.is_open
@@ -131,6 +144,9 @@ class WorkflowCaller:
                     return _result(attempt, requests)
             since = now
             await self._sleep(backoff_delay(policy, requests, attempt.retry_after))
+
+    def _request_slot(self, trigger: Trigger | None) -> AbstractAsyncContextManager[float]:
+        return nullcontext(0.0) if trigger is None else self._flow.request_slot(trigger)
 
     @property
     def unavailable_reason(self) -> str | None:
@@ -164,6 +180,10 @@ class WorkflowCaller:
             await self._sleep(min(max(wait, _CIRCUIT_POLL_SECONDS), 1.0))
             waited = True
         return waited
+
+
+async def _wanted(still_wanted: Callable[[], Awaitable[bool]] | None) -> bool:
+    return still_wanted is None or await still_wanted()
 
 
 def _result(attempt: CallAttempt, requests: int) -> CallResult:

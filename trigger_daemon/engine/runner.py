@@ -116,6 +116,7 @@ class OccurrenceRunner:
                 traceparent=trace.traceparent,
                 policy=self._retry_policy(compiled),
                 still_wanted=lambda: self._still_pending(occurrence.id),
+                trigger=compiled.trigger,
             )
             trace.finish(result)
         metrics.series(metrics.WORKFLOW_CALLS, result.outcome).inc()

@@ -30,6 +30,21 @@ IN_FLIGHT = Gauge("trigger_daemon_in_flight", "Records being handled now.")
 CONSUMER_LAG = Gauge(
     "trigger_daemon_consumer_lag", "Records behind the high-water mark.", ["topic", "partition"]
 )
+THROTTLED_SECONDS = Counter(
+    "trigger_daemon_throttled_seconds",
+    "Time runWorkflow requests waited for a rate limit or a concurrency cap.",
+    ["trigger_id"],
+)
+TRIGGER_CALLS_IN_FLIGHT = Gauge(
+    "trigger_daemon_trigger_calls_in_flight",
+    "runWorkflow requests on their way now.",
+    ["trigger_id"],
+)
+FLOW_LIMIT = Gauge(
+    "trigger_daemon_flow_limit",
+    "A trigger's limit in force (0: none): calls_per_second, burst, max_concurrency.",
+    ["trigger_id", "limit"],
+)
 LOOP_LAG = Histogram(
     "trigger_daemon_event_loop_lag_seconds",
     "How much later than asked the event loop woke a sleeper (sampled every 0.1 s).",

@@ -135,3 +135,23 @@ def test_a_trigger_may_override_part_of_the_retry_policy() -> None:
 def test_a_retry_override_out_of_bounds_is_named() -> None:
     problems = problems_of({"event": "E", "workflowID": "w", "retry": {"maxAttempts": 0}})
     assert problems == ["retry.maxAttempts: Input should be greater than or equal to 1"]
+
+
+def test_bad_flow_control_values_are_named() -> None:
+    problems = problems_of(
+        {
+            "event": "E",
+            "workflowID": "w",
+            "rateLimit": {"requestsPerUnit": 0, "unit": "day", "burst": 0},
+            "maxConcurrency": 0,
+        }
+    )
+    assert problems == [
+        "rateLimit.requestsPerUnit: Input should be greater than or equal to 1",
+        "rateLimit.unit: Input should be 'second', 'minute' or 'hour'",
+        "rateLimit.burst: Input should be greater than or equal to 1",
+        "maxConcurrency: Input should be greater than or equal to 1",
+    ]
+    assert problems_of({"event": "E", "workflowID": "w", "rateLimits": {}}) == [
+        "rateLimits: unknown field (did you mean 'rateLimit'?)"
+    ]

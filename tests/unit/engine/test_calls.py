@@ -1,12 +1,15 @@
 """WorkflowCaller: retry policy and circuit breaker over a scripted API, with fake time."""
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 import structlog
 
 from trigger_daemon.core.circuit import CircuitBreaker, CircuitSettings, CircuitState
 from trigger_daemon.core.retry import RetryPolicy
+from trigger_daemon.core.triggers import Trigger, parse_definition
 from trigger_daemon.engine.calls import WorkflowCaller
+from trigger_daemon.engine.flow_control import FlowControl
 from trigger_daemon.ports import CallAttempt
 from trigger_daemon.testing import ScriptedWorkflowApi, permanent, succeeded, transient
 
@@ -232,3 +235,50 @@ async def test_a_first_try_that_waited_for_the_circuit_asks_whether_it_is_still_
     assert result.superseded
     assert result.attempts == 0
     assert subject.breaker.state is CircuitState.OPEN  # the probe was released
+
+
+def paced_caller(api: ScriptedWorkflowApi, time: FakeTime) -> tuple[WorkflowCaller, Trigger]:
+    """A caller, and a trigger allowed one request an hour."""
+    flow = FlowControl(sleep=time.sleep, clock=lambda: time.now)
+    subject = WorkflowCaller(api, POLICY, sleep=time.sleep, clock=lambda: time.now, flow=flow)
+    definition = parse_definition(
+        {"event": "E", "workflowID": "w", "rateLimit": {"requestsPerUnit": 1, "unit": "hour"}}
+    )
+    paced = Trigger(**definition.model_dump(), id="t-hourly", created_at=datetime.now(UTC))
+    return subject, paced
+
+
+async def test_a_throttled_request_waits_spends_nothing_and_asks_if_still_wanted() -> None:
+    time = FakeTime()
+    api = ScriptedWorkflowApi(OK, OK)
+    subject, paced = paced_caller(api, time)
+    asked: list[float] = []
+
+    async def still_wanted() -> bool:
+        asked.append(time.now)
+        return True
+
+    first = await subject.run_workflow("w", {}, idempotency_key="t:1", trigger=paced)
+    second = await subject.run_workflow(
+        "w", {}, idempotency_key="t:2", trigger=paced, still_wanted=still_wanted
+    )
+    assert (first.attempts, second.attempts) == (1, 1)
+    assert second.succeeded
+    assert asked == [3600.0]  # after the hour's wait, before the request
+    assert time.now == 3600.0
+
+
+async def test_a_request_overtaken_while_throttled_is_not_sent() -> None:
+    time = FakeTime()
+    api = ScriptedWorkflowApi(OK)
+    subject, paced = paced_caller(api, time)
+    await subject.run_workflow("w", {}, idempotency_key="t:1", trigger=paced)
+
+    async def finished_elsewhere() -> bool:
+        return False
+
+    result = await subject.run_workflow(
+        "w", {}, idempotency_key="t:2", trigger=paced, still_wanted=finished_elsewhere
+    )
+    assert result.superseded
+    assert len(api.requests) == 1

@@ -65,6 +65,17 @@ class Trigger(_Wire):
         default=None,
         description="Extension: this trigger's own retry policy; unset keys use the global one.",
     )
+    rate_limit: triggers.RateLimit | None = Field(
+        default=None,
+        alias="rateLimit",
+        description="Extension: at most requestsPerUnit runWorkflow requests per unit, at most "
+        "`burst` at once; a throttled event waits (per replica).",
+    )
+    max_concurrency: int | None = Field(
+        default=None,
+        alias="maxConcurrency",
+        description="Extension: at most this many runWorkflow requests in flight (per replica).",
+    )
     created_at: UtcDatetime = Field(alias="createdAt")
     source: triggers.TriggerSource = Field(
         description="Extension: `yaml` triggers are managed by the configuration file and "

@@ -37,6 +37,10 @@ def definition_values(trigger: Trigger) -> dict[str, Any]:
         "retry": None
         if trigger.retry is None
         else trigger.retry.model_dump(by_alias=True, exclude_none=True),
+        "rate_limit": None
+        if trigger.rate_limit is None
+        else trigger.rate_limit.model_dump(by_alias=True),
+        "max_concurrency": trigger.max_concurrency,
     }
 
 
@@ -51,6 +55,8 @@ def trigger_from_row(row: RowMapping) -> Trigger:
             "workflowID": row["workflow_id"],
             "vars": row["vars"],
             "retry": row["retry"],
+            "rateLimit": row["rate_limit"],
+            "maxConcurrency": row["max_concurrency"],
             "createdAt": row["created_at"],
             "source": row["source"],
         }

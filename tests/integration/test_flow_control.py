@@ -1,0 +1,94 @@
+"""Rate limits and concurrency caps end to end: the daemon in-process, the real broker, the stub
+orchestration API over HTTP, SQLite. A throttled event waits; it never fails."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from trigger_daemon.adapters.store import open_store
+from trigger_daemon.app import Daemon
+from trigger_daemon.core.occurrences import OccurrenceStatus
+from trigger_daemon.core.triggers import yaml_trigger_id
+from trigger_daemon.devtools import events
+from trigger_daemon.devtools.broker import TansuBroker
+from trigger_daemon.devtools.stub_orchestration import StubCall, StubOrchestration
+
+from .conftest import daemon_settings, in_process, produce_many
+
+TRIGGER = {
+    "name": "paced",
+    "event": "COMMITTED_TRANSACTIONS",
+    "workflowID": "review",
+    "vars": {"txid": "to_string(event.transactions[0].id)"},
+}
+
+
+async def run_until_idle(
+    broker: TansuBroker,
+    topic: str,
+    stub: StubOrchestration,
+    tmp_path: Path,
+    trigger: dict[str, Any],
+) -> list[OccurrenceStatus]:
+    settings = daemon_settings(
+        broker, topic, stub.url, f"sqlite:///{tmp_path}/store.db", triggers=[trigger]
+    )
+    await asyncio.wait_for(
+        Daemon(in_process(settings)).run(asyncio.Event(), until_idle=True), timeout=60
+    )
+    store = await open_store(f"sqlite:///{tmp_path}/store.db")
+    try:
+        found = await store.list_occurrences(yaml_trigger_id(trigger["name"]), limit=1000)
+    finally:
+        await store.close()
+    return [occurrence.status for occurrence in found]
+
+
+async def publish(broker: TansuBroker, topic: str, count: int) -> None:
+    """`count` matching events, each under its own key, so nothing orders them."""
+    records = [
+        (b"key-%d" % n, events.encode(events.committed_transaction(n, 100))) for n in range(count)
+    ]
+    await produce_many(broker.bootstrap_servers, topic, records)
+
+
+async def test_a_burst_is_paced_by_the_rate_limit_and_every_event_runs(
+    broker: TansuBroker, stub: StubOrchestration, topic: str, tmp_path: Path
+) -> None:
+    await publish(broker, topic, 12)
+    paced = {**TRIGGER, "rateLimit": {"requestsPerUnit": 10, "unit": "second", "burst": 2}}
+
+    statuses = await run_until_idle(broker, topic, stub, tmp_path, paced)
+
+    assert statuses == [OccurrenceStatus.SUCCEEDED] * 12
+    arrivals = sorted(call.received_at for call in stub.calls)
+    assert len(arrivals) == 12  # one request each: waiting spent no attempt
+    # Two at once (the burst), then one every 0.1 s at most: the k-th request cannot come
+    # before (k - 1) tenths of a second after the first (a little slack for clock reads).
+    for k, arrival in enumerate(arrivals[2:], start=2):
+        assert arrival - arrivals[0] >= (k - 1) * 0.1 - 0.01, (k, arrival - arrivals[0])
+
+
+async def test_a_concurrency_cap_bounds_the_requests_in_flight(
+    broker: TansuBroker, stub: StubOrchestration, topic: str, tmp_path: Path
+) -> None:
+    await publish(broker, topic, 8)
+    stub.delay_seconds = 0.2
+    capped = {**TRIGGER, "maxConcurrency": 2}
+
+    statuses = await run_until_idle(broker, topic, stub, tmp_path, capped)
+
+    assert statuses == [OccurrenceStatus.SUCCEEDED] * 8
+    assert peak_in_flight(stub.calls) == 2
+
+
+def peak_in_flight(calls: list[StubCall]) -> int:
+    """The most requests the stub had in hand at once."""
+    edges = sorted([(c.received_at, 1) for c in calls] + [(c.answered_at, -1) for c in calls])
+    peak = running = 0
+    for _, change in edges:
+        running += change
+        peak = max(peak, running)
+    return peak

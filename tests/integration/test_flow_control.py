@@ -57,18 +57,61 @@ async def publish(broker: TansuBroker, topic: str, count: int) -> None:
 async def test_a_burst_is_paced_by_the_rate_limit_and_every_event_runs(
     broker: TansuBroker, stub: StubOrchestration, topic: str, tmp_path: Path
 ) -> None:
-    await publish(broker, topic, 12)
-    paced = {**TRIGGER, "rateLimit": {"requestsPerUnit": 10, "unit": "second", "burst": 2}}
+    await publish(broker, topic, 200)
+    paced = {**TRIGGER, "rateLimit": {"requestsPerUnit": 20, "unit": "second", "burst": 1}}
 
     statuses = await run_until_idle(broker, topic, stub, tmp_path, paced)
 
-    assert statuses == [OccurrenceStatus.SUCCEEDED] * 12
+    assert statuses == [OccurrenceStatus.SUCCEEDED] * 200
     arrivals = sorted(call.received_at for call in stub.calls)
-    assert len(arrivals) == 12  # one request each: waiting spent no attempt
-    # Two at once (the burst), then one every 0.1 s at most: the k-th request cannot come
-    # before (k - 1) tenths of a second after the first (a little slack for clock reads).
-    for k, arrival in enumerate(arrivals[2:], start=2):
-        assert arrival - arrivals[0] >= (k - 1) * 0.1 - 0.01, (k, arrival - arrivals[0])
+    assert len(arrivals) == 200  # one request each: waiting spent no attempt
+    assert arrivals[-1] - arrivals[0] >= 9.0
+    assert busiest_second(arrivals) <= 21
+    # Burst 1: the k-th request is not sent before k/20 s after the first (50 ms of slack for
+    # the time a request takes to reach the stub, which varies).
+    for k, arrival in enumerate(arrivals):
+        assert arrival - arrivals[0] >= k / 20 - 0.05, (k, arrival - arrivals[0])
+
+
+async def test_a_throttled_trigger_does_not_delay_another_triggers_events(
+    broker: TansuBroker, stub: StubOrchestration, topic: str, tmp_path: Path
+) -> None:
+    # Ten events for a trigger allowed two calls a second, ten for another, each on its own key.
+    records = [
+        (b"key-%d" % n, events.encode(events.committed_transaction(n, 100 if n < 10 else 200)))
+        for n in range(20)
+    ]
+    await produce_many(broker.bootstrap_servers, topic, records)
+    amount = "event.transactions[0].postings[0].amount"
+    slow = {
+        **TRIGGER,
+        "name": "slow",
+        "filter": f"{amount} == `100`",
+        "rateLimit": {"requestsPerUnit": 2, "unit": "second"},
+    }
+    free = {**TRIGGER, "name": "free", "workflowID": "other", "filter": f"{amount} == `200`"}
+    settings = daemon_settings(
+        broker, topic, stub.url, f"sqlite:///{tmp_path}/store.db", triggers=[slow, free]
+    )
+    await asyncio.wait_for(
+        Daemon(in_process(settings)).run(asyncio.Event(), until_idle=True), timeout=60
+    )
+
+    slow_calls = sorted(c.received_at for c in stub.calls if c.workflow_id == "review")
+    free_calls = sorted(c.received_at for c in stub.calls if c.workflow_id == "other")
+    assert (len(slow_calls), len(free_calls)) == (10, 10)
+    assert slow_calls[-1] - slow_calls[0] >= 4.4  # 2 a second
+    assert free_calls[-1] < slow_calls[5]  # all done before the slow trigger is half-way
+
+
+def busiest_second(arrivals: list[float]) -> int:
+    """The most arrivals within any one-second window."""
+    busiest = start = 0
+    for end, arrival in enumerate(arrivals):
+        while arrival - arrivals[start] >= 1.0:
+            start += 1
+        busiest = max(busiest, end - start + 1)
+    return busiest
 
 
 async def test_a_concurrency_cap_bounds_the_requests_in_flight(

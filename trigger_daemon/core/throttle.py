@@ -1,11 +1,10 @@
 """Rate limits and concurrency caps as values, and the token bucket behind rate limits: pure,
 with the time passed in.
 
-A bucket holds at most `burst` tokens and gains `rate` a second. Each request reserves the next
-token: `reserve(now)` answers how long to wait for it (0 when one is there). Reserving ahead
-keeps waiters in arrival order and each one's wait known at once, and an idle bucket never
-holds more than `burst`, so a quiet trigger releases at most `burst` requests when events
-arrive.
+A bucket holds at most `burst` tokens and gains `rate` a second; a request takes one when it is
+sent, not when it starts waiting. So however late a waiter wakes, any window of T seconds lets
+through at most `burst + rate * T` requests, and an idle bucket never holds more than `burst`:
+a quiet trigger releases at most `burst` requests when events arrive.
 """
 
 from __future__ import annotations
@@ -15,24 +14,32 @@ from dataclasses import dataclass
 from trigger_daemon.core.triggers import RateLimit, Trigger
 
 
+# Sleeping exactly the answered wait can leave a token a rounding error short of whole.
+_ROUNDING = 1e-9
+
+
 class TokenBucket:
     def __init__(self, rate_per_second: float, burst: int, now: float) -> None:
         if rate_per_second <= 0 or burst < 1:
             raise ValueError(f"a bucket needs a positive rate and burst, got {rate_per_second}")
         self.rate = rate_per_second
         self.burst = burst
-        # The moment the bucket would be full again; tokens = (now - empty_since) * rate.
-        self._empty_since = now - burst / rate_per_second
+        self._tokens = float(burst)
+        self._updated = now
 
-    def reserve(self, now: float) -> float:
-        """Take the next token; the seconds until it is there (0: at once)."""
-        full_since = now - self.burst / self.rate
-        self._empty_since = max(self._empty_since, full_since) + 1 / self.rate
-        return max(0.0, self._empty_since - now)
+    def take(self, now: float) -> float:
+        """Take a token if one is there (0.0); else take nothing and answer the seconds
+        until one will be."""
+        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+        self._updated = now
+        if self._tokens >= 1 - _ROUNDING:
+            self._tokens = max(0.0, self._tokens - 1)
+            return 0.0
+        return (1 - self._tokens) / self.rate
 
     def tokens(self, now: float) -> float:
-        """Tokens available now (negative: owed to requests that already reserved)."""
-        return min(self.burst, (now - self._empty_since) * self.rate)
+        """The tokens there now."""
+        return min(self.burst, self._tokens + (now - self._updated) * self.rate)
 
 
 @dataclass(frozen=True, slots=True)

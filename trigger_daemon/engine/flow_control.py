@@ -30,6 +30,7 @@ class _Gate:
         self.limits = limits
         rate = limits.calls_per_second
         self.bucket = None if rate is None else TokenBucket(rate, limits.burst, now)
+        self.queue = asyncio.Lock()  # waiters for a token, in arrival order
         cap = limits.max_concurrency
         self.slots = None if cap is None else asyncio.Semaphore(cap)
 
@@ -69,8 +70,8 @@ class FlowControl:
                     if each.slots is not None:
                         await each.slots.acquire()
                         held.append(each.slots)
-                    if each.bucket is not None and (wait := each.bucket.reserve(self._clock())):
-                        await self._sleep(wait)
+                    if each.bucket is not None:
+                        await self._take_token(each.bucket, each.queue)
                 waited = self._clock() - started
                 gate.throttled.inc(waited)
             gate.in_flight.inc()
@@ -81,6 +82,13 @@ class FlowControl:
         finally:
             for slots in held:
                 slots.release()
+
+    async def _take_token(self, bucket: TokenBucket, queue: asyncio.Lock) -> None:
+        """One waiter at a time asks the bucket (the lock is first come, first served), so
+        a token's arrival wakes one request, not all of them."""
+        async with queue:
+            while wait := bucket.take(self._clock()):
+                await self._sleep(wait)
 
     def _gate_of(self, trigger: Trigger) -> _TriggerGate:
         """The trigger's gate; a new one when its limits changed (a reloaded trigger)."""

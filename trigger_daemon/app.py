@@ -15,7 +15,7 @@ import gc
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 import httpx
@@ -30,6 +30,7 @@ from trigger_daemon.adapters.api import (
     StaticTokens,
     create_api,
 )
+from trigger_daemon.adapters.api.backtests import BacktestHandlers
 from trigger_daemon.adapters.kafka import (
     BrokerWatch,
     KafkaConnection,
@@ -38,14 +39,17 @@ from trigger_daemon.adapters.kafka import (
     KafkaPublisher,
     KafkaSource,
 )
+from trigger_daemon.adapters.kafka.history import KafkaHistory
 from trigger_daemon.adapters.orchestration import (
     BearerTokenAuth,
     ClientCredentialsAuth,
     OrchestrationClient,
 )
-from trigger_daemon.adapters.store import PoolLimits, open_store
+from trigger_daemon.adapters.store import PoolLimits, SqlStore, open_store
 from trigger_daemon.config import ApiAuthSettings, LoadedConfig, Settings
+from trigger_daemon.core.backtests import Backtest, BacktestRequest
 from trigger_daemon.core.occurrences import Occurrence
+from trigger_daemon.engine.backtests import Backtests, Progress
 from trigger_daemon.engine.calls import WorkflowCaller
 from trigger_daemon.engine.pipeline import Pipeline
 from trigger_daemon.engine.records import LogOnlyDeadLetters, RecordHandler
@@ -54,7 +58,7 @@ from trigger_daemon.engine.runner import OccurrenceRunner
 from trigger_daemon.errors import StoreError
 from trigger_daemon.lifecycle import Part, supervise
 from trigger_daemon.observability.tracing import Tracing
-from trigger_daemon.ports import DeadLetterSink, Source, Store
+from trigger_daemon.ports import DeadLetterSink, Source
 from trigger_daemon.triggers.catalog import TriggerCatalog
 from trigger_daemon.triggers.files import load_yaml_triggers
 from trigger_daemon.triggers.reload import TriggerReloader, fingerprint, watched_paths
@@ -182,7 +186,26 @@ class Daemon:
             async for occurrence in redrive.retry_all(trigger_id, since):
                 progress(occurrence)
 
-    async def _open_store(self, stack: AsyncExitStack) -> Store:
+    async def backtest(self, request: BacktestRequest, progress: Progress) -> Backtest:
+        """Run one backtest to its end here (the `backtest` command); needs Kafka and, for
+        the already-occurred count, the store."""
+        async with AsyncExitStack() as stack:
+            store = await self._open_store(stack)
+            history = KafkaHistory(self._kafka_connection())
+            return await Backtests(history, store).run(request, progress)
+
+    def _backtests(self, stack: AsyncExitStack, store: SqlStore) -> Backtests:
+        settings = self.settings.backtest
+        backtests = Backtests(
+            KafkaHistory(self._kafka_connection()),
+            store,
+            max_running=settings.max_running,
+            keep_finished=timedelta(hours=settings.keep_finished_hours),
+        )
+        stack.push_async_callback(backtests.close)  # running ones are forgotten
+        return backtests
+
+    async def _open_store(self, stack: AsyncExitStack) -> SqlStore:
         settings = self.settings.store
         store = await open_store(
             settings.url, pool=PoolLimits(settings.pool_size, settings.max_overflow)
@@ -258,7 +281,7 @@ class Daemon:
         self,
         stack: AsyncExitStack,
         catalog: TriggerCatalog,
-        store: Store,
+        store: SqlStore,
         caller: WorkflowCaller,
         redrive: Redrive,
         source: Source,
@@ -292,6 +315,9 @@ class Daemon:
             auth=api_auth(api.auth),
             max_body_bytes=api.max_body_bytes,
             retry_occurrence=redrive.retry,
+            backtests=BacktestHandlers(
+                self._backtests(stack, store), catalog, store, self.settings.kafka.topics
+            ),
         )
         server = ApiServer(app, host=api.host, port=api.port)
         stack.push_async_callback(server.close)

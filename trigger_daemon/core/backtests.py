@@ -11,9 +11,9 @@ have an occurrence belong to the shell (engine/backtests.py).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from trigger_daemon.core.events import Unprocessable, decode, event_id
 from trigger_daemon.core.expressions import ExpressionError, document_for
@@ -176,3 +176,83 @@ class BacktestTally:
             read=self.read,
             total=max(self.total, self.read),
         )
+
+
+def to_document(backtest: Backtest) -> dict[str, Any]:
+    """The backtest as the API answers it (camelCase, RFC 3339 times, absent fields left out):
+    what the store keeps and `backtest --json` prints."""
+    document = {
+        "id": backtest.id,
+        "status": str(backtest.status),
+        "triggerID": backtest.trigger_id,
+        "since": _rfc3339(backtest.since),
+        "until": _rfc3339(backtest.until),
+        "topics": list(backtest.topics),
+        "scanned": backtest.scanned,
+        "matched": backtest.matched,
+        "filterErrors": backtest.filter_errors,
+        "varErrors": backtest.var_errors,
+        "alreadyOccurred": backtest.already_occurred,
+        "unprocessable": backtest.unprocessable,
+        "samples": [_present(_sample_document(sample)) for sample in backtest.samples],
+        "progress": {"read": backtest.read, "total": backtest.total},
+        "startedAt": _rfc3339(backtest.started_at),
+        "finishedAt": None if backtest.finished_at is None else _rfc3339(backtest.finished_at),
+        "error": backtest.error,
+    }
+    return _present(document)
+
+
+def from_document(document: dict[str, Any]) -> Backtest:
+    finished_at = document.get("finishedAt")
+    return Backtest(
+        id=document["id"],
+        status=BacktestStatus(document["status"]),
+        trigger_id=document.get("triggerID"),
+        since=datetime.fromisoformat(document["since"]),
+        until=datetime.fromisoformat(document["until"]),
+        topics=tuple(document["topics"]),
+        started_at=datetime.fromisoformat(document["startedAt"]),
+        finished_at=None if finished_at is None else datetime.fromisoformat(finished_at),
+        error=document.get("error"),
+        scanned=document["scanned"],
+        matched=document["matched"],
+        filter_errors=document["filterErrors"],
+        var_errors=document["varErrors"],
+        already_occurred=document["alreadyOccurred"],
+        unprocessable=document["unprocessable"],
+        read=document["progress"]["read"],
+        total=document["progress"]["total"],
+        samples=tuple(
+            Sample(
+                event_id=sample["eventID"],
+                date=datetime.fromisoformat(sample["date"]),
+                topic=sample["topic"],
+                partition=sample["partition"],
+                offset=sample["offset"],
+                vars=sample.get("vars"),
+                error=sample.get("error"),
+            )
+            for sample in document["samples"]
+        ),
+    )
+
+
+def _sample_document(sample: Sample) -> dict[str, Any]:
+    return {
+        "eventID": sample.event_id,
+        "date": _rfc3339(sample.date),
+        "topic": sample.topic,
+        "partition": sample.partition,
+        "offset": sample.offset,
+        "vars": sample.vars,
+        "error": sample.error,
+    }
+
+
+def _present(document: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in document.items() if value is not None}
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

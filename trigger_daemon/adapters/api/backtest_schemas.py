@@ -87,10 +87,4 @@ class Backtest(_Wire):
 
     @classmethod
     def of(cls, backtest: backtests.Backtest) -> Backtest:
-        return cls.model_validate(
-            {
-                **{name: getattr(backtest, name) for name in backtest.__dataclass_fields__},
-                "samples": [BacktestSample.model_validate(s) for s in backtest.samples],
-                "progress": BacktestProgress(read=backtest.read, total=backtest.total),
-            }
-        )
+        return cls.model_validate(backtests.to_document(backtest))

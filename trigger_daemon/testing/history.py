@@ -13,9 +13,7 @@ from trigger_daemon.ports import History, HistoryChunk, SourceRecord
 
 
 class ListHistory:
-    def __init__(
-        self, topics: Mapping[str, Sequence[SourceRecord]], chunk_size: int = 100
-    ) -> None:
+    def __init__(self, topics: Mapping[str, Sequence[SourceRecord]], chunk_size: int = 100) -> None:
         self.topics = topics
         self._chunk_size = chunk_size
         self.flowing = asyncio.Event()  # cleared: reading waits before each chunk

@@ -16,6 +16,7 @@ answer (Tansu's `end_offsets` counts batches, not records; on Kafka both agree),
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -72,10 +73,16 @@ class KafkaHistory:
             max_partition_fetch_bytes=_PARTITION_FETCH_MAX_BYTES,
             **self._connection.client_options(),
         )
+        servers = self._connection.bootstrap_servers
+        starting = asyncio.ensure_future(start_client(consumer, "backtest consumer", servers))
         try:
-            await start_client(consumer, "backtest consumer", self._connection.bootstrap_servers)
+            await asyncio.shield(starting)
         except asyncio.CancelledError:
-            await consumer.stop()  # cancelled while connecting (the backtest or the daemon)
+            # Cancelled while connecting (a cancel, the daemon stopping): aiokafka leaves a
+            # connection open when its start is cancelled, so the start ends first.
+            with contextlib.suppress(BrokerError):
+                await starting
+            await consumer.stop()
             raise
         return consumer
 

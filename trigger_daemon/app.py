@@ -15,7 +15,7 @@ import gc
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -31,6 +31,7 @@ from trigger_daemon.adapters.api import (
     StaticTokens,
     create_api,
 )
+from trigger_daemon.adapters.api.backtests import BacktestHandlers
 from trigger_daemon.adapters.api.schemas import TriggerTest
 from trigger_daemon.adapters.kafka import (
     BrokerWatch,
@@ -40,15 +41,18 @@ from trigger_daemon.adapters.kafka import (
     KafkaPublisher,
     KafkaSource,
 )
+from trigger_daemon.adapters.kafka.history import KafkaHistory
 from trigger_daemon.adapters.orchestration import (
     BearerTokenAuth,
     ClientCredentialsAuth,
     OrchestrationClient,
 )
-from trigger_daemon.adapters.store import PoolLimits, open_store
+from trigger_daemon.adapters.store import PoolLimits, SqlStore, open_store
 from trigger_daemon.config import ApiAuthSettings, LoadedConfig, Settings
+from trigger_daemon.core.backtests import Backtest, BacktestRequest
 from trigger_daemon.core.occurrences import Occurrence
 from trigger_daemon.core.rehearsal import TriggerTestReport
+from trigger_daemon.engine.backtests import Backtests, Progress
 from trigger_daemon.engine.calls import WorkflowCaller
 from trigger_daemon.engine.flow_control import FlowControl
 from trigger_daemon.engine.pipeline import Pipeline
@@ -59,7 +63,7 @@ from trigger_daemon.errors import StoreError
 from trigger_daemon.lifecycle import Part, supervise
 from trigger_daemon.observability.loop_lag import watch_loop_lag
 from trigger_daemon.observability.tracing import Tracing
-from trigger_daemon.ports import DeadLetterSink, Source, Store, WorkflowApi
+from trigger_daemon.ports import DeadLetterSink, Source, WorkflowApi
 from trigger_daemon.triggers.catalog import TriggerCatalog
 from trigger_daemon.triggers.files import load_yaml_triggers
 from trigger_daemon.triggers.reload import TriggerReloader, fingerprint, watched_paths
@@ -193,7 +197,26 @@ class Daemon:
         flow = FlowControl(orchestration.flow_limits())
         return WorkflowCaller(api, orchestration.retry.policy(), flow=flow)
 
-    async def _open_store(self, stack: AsyncExitStack) -> Store:
+    async def backtest(self, request: BacktestRequest, progress: Progress) -> Backtest:
+        """Run one backtest to its end here (the `backtest` command); needs Kafka and, for
+        the already-occurred count, the store."""
+        async with AsyncExitStack() as stack:
+            store = await self._open_store(stack)
+            history = KafkaHistory(self._kafka_connection())
+            return await Backtests(history, store).run(request, progress)
+
+    def _backtests(self, stack: AsyncExitStack, store: SqlStore) -> Backtests:
+        settings = self.settings.backtest
+        backtests = Backtests(
+            KafkaHistory(self._kafka_connection()),
+            store,
+            max_running=settings.max_running,
+            keep_finished=timedelta(hours=settings.keep_finished_hours),
+        )
+        stack.push_async_callback(backtests.close)  # running ones are forgotten
+        return backtests
+
+    async def _open_store(self, stack: AsyncExitStack) -> SqlStore:
         settings = self.settings.store
         store = await open_store(
             settings.url, pool=PoolLimits(settings.pool_size, settings.max_overflow)
@@ -269,7 +292,7 @@ class Daemon:
         self,
         stack: AsyncExitStack,
         catalog: TriggerCatalog,
-        store: Store,
+        store: SqlStore,
         caller: WorkflowCaller,
         redrive: Redrive,
         source: Source,
@@ -303,6 +326,9 @@ class Daemon:
             auth=api_auth(api.auth),
             max_body_bytes=api.max_body_bytes,
             retry_occurrence=redrive.retry,
+            backtests=BacktestHandlers(
+                self._backtests(stack, store), catalog, store, self.settings.kafka.topics
+            ),
         )
         server = ApiServer(app, host=api.host, port=api.port)
         stack.push_async_callback(server.close)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from trigger_daemon import __version__
+from trigger_daemon import __version__, backtest_command
 from trigger_daemon.config import (
     CONFIG_PATH_ENV,
     LoadedConfig,
@@ -138,6 +138,8 @@ def _parser() -> argparse.ArgumentParser:
         help="only occurrences recorded at or after TIME (ISO 8601; UTC when no offset)",
     )
     retry.set_defaults(command=_retry_failed)
+
+    backtest_command.add_parser(commands, config_option)
 
     demo = commands.add_parser(
         "demo",

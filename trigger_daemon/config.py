@@ -298,6 +298,13 @@ class PipelineSettings(_Section):
         return None if self.ordering_key is None else compile_expression(self.ordering_key)
 
 
+class BacktestSettings(_Section):
+    # Backtests running at once in this process (each has its own consumer and one task).
+    max_running: int = Field(2, ge=1, le=64)
+    # Finished backtests stay in the store, readable from any replica, this long.
+    keep_finished_hours: float = Field(24.0, gt=0, le=24 * 365)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid"
@@ -309,6 +316,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    backtest: BacktestSettings = Field(default_factory=BacktestSettings)
     shutdown_grace_seconds: float = Field(30.0, ge=0)
     # Raw here; validated by load_yaml_triggers so messages can name the trigger.
     triggers: list[Any] = Field(default_factory=list)

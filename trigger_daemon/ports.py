@@ -6,12 +6,15 @@ Adapters implement these; the engine, the catalog and the API depend only on the
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
+from trigger_daemon.core.backtests import Backtest
 from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, Outcome
 from trigger_daemon.core.triggers import Trigger
+from trigger_daemon.core.windows import Window
 
 
 class SourceRecord(NamedTuple):
@@ -190,4 +193,51 @@ class Source(Protocol):
     async def caught_up(self) -> bool:
         """True when partitions are assigned and every one has been read to its high-water
         mark."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryChunk:
+    """Records read from the past, for a backtest."""
+
+    records: Sequence[SourceRecord]  # those inside the window, in offset order per partition
+    read: int  # the records read to find them, inside the window or not
+    total: int  # the current estimate of all the records to read
+
+
+class History(Protocol):
+    """The records already in the topics, read outside the consumer group (nothing committed)."""
+
+    async def missing_topics(self, topics: Sequence[str]) -> list[str]:
+        """The names in `topics` that the cluster does not have."""
+        ...
+
+    def read(self, topics: Sequence[str], window: Window) -> AsyncGenerator[HistoryChunk, None]:
+        """Every record stamped inside `window`, up to the end offsets taken as it starts;
+        a partition ends at its first record stamped at or after the window's end."""
+        ...
+
+
+class BacktestStore(Protocol):
+    """Finished backtests (kept for a while, so any replica can answer for them), and which
+    events already have an occurrence."""
+
+    async def save_backtest(self, backtest: Backtest) -> None:
+        """Insert or replace the backtest with this id."""
+        ...
+
+    async def get_backtest(self, backtest_id: str) -> Backtest:
+        """NotFoundError when it is not stored (never finished here, or expired)."""
+        ...
+
+    async def list_backtests(self, *, limit: int) -> list[Backtest]:
+        """The most recently started first."""
+        ...
+
+    async def expire_backtests(self, finished_before: datetime) -> int:
+        """Remove those that finished before `finished_before`; how many were removed."""
+        ...
+
+    async def occurred_event_ids(self, trigger_id: str, event_ids: Sequence[str]) -> set[str]:
+        """Those of `event_ids` that have an occurrence of `trigger_id`, whatever its status."""
         ...

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from trigger_daemon.core.triggers import RateLimit, Trigger
 
-
 # Sleeping exactly the answered wait can leave a token a rounding error short of whole.
 _ROUNDING = 1e-9
 

@@ -5,6 +5,7 @@ and the API without a broker, a database or an orchestration API.
     ScriptedWorkflowApi     WorkflowApi: answers from a script; records requests and their keys
     AmongGoodCalls          WorkflowApi wrapper: as if other calls succeeded meanwhile (API up)
     ListSource              Source: records from a list; records commits
+    ListHistory             History: records from lists, read through a time window
     RecordingDeadLetters    DeadLetterSink: keeps the letters
     RecordingOutcomeEvents  OutcomeSink: keeps the events
 
@@ -13,6 +14,7 @@ so the two cannot drift apart.
 """
 
 from trigger_daemon.testing.busy_api import AmongGoodCalls
+from trigger_daemon.testing.history import ListHistory
 from trigger_daemon.testing.sinks import RecordingDeadLetters, RecordingOutcomeEvents
 from trigger_daemon.testing.source import ListSource
 from trigger_daemon.testing.store import InMemoryStore
@@ -27,6 +29,7 @@ from trigger_daemon.testing.workflow_api import (
 __all__ = [
     "AmongGoodCalls",
     "InMemoryStore",
+    "ListHistory",
     "ListSource",
     "RecordingDeadLetters",
     "RecordingOutcomeEvents",

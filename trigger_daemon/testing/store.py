@@ -13,12 +13,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import TYPE_CHECKING
 
+from trigger_daemon.core.backtests import Backtest
 from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, OccurrenceStatus, Outcome
 from trigger_daemon.core.triggers import Trigger, TriggerDefinition, TriggerSource
 from trigger_daemon.errors import ConflictError, NotFoundError
-from trigger_daemon.ports import ReconcileResult, Store
+from trigger_daemon.ports import BacktestStore, ReconcileResult, Store
 
 # The fields of a user's definition: what makes a YAML trigger "changed" on reconcile.
 _DEFINITION_FIELDS = set(TriggerDefinition.model_fields)
@@ -31,6 +33,7 @@ class InMemoryStore:
         self._by_pair: dict[tuple[str, str], str] = {}  # (trigger id, event id) -> occurrence id
         self._revision = 0
         self._last_seq = 0
+        self.backtests: dict[str, Backtest] = {}
 
     async def ping(self) -> None:
         pass
@@ -158,6 +161,38 @@ class InMemoryStore:
             return mine[:limit][::-1]
         return mine[::-1][:limit]
 
+    # Backtests
+
+    async def save_backtest(self, backtest: Backtest) -> None:
+        if backtest.finished_at is None:
+            raise ValueError(
+                f"backtest {backtest.id} is still running: only finished ones are kept"
+            )
+        self.backtests[backtest.id] = backtest
+
+    async def get_backtest(self, backtest_id: str) -> Backtest:
+        try:
+            return self.backtests[backtest_id]
+        except KeyError:
+            raise NotFoundError(f"backtest {backtest_id} not found") from None
+
+    async def list_backtests(self, *, limit: int) -> list[Backtest]:
+        newest = sorted(self.backtests.values(), key=lambda b: b.started_at, reverse=True)
+        return newest[:limit]
+
+    async def expire_backtests(self, finished_before: datetime) -> int:
+        expired = [
+            b.id
+            for b in self.backtests.values()
+            if b.finished_at is not None and b.finished_at < finished_before
+        ]
+        for backtest_id in expired:
+            del self.backtests[backtest_id]
+        return len(expired)
+
+    async def occurred_event_ids(self, trigger_id: str, event_ids: Sequence[str]) -> set[str]:
+        return {event_id for event_id in event_ids if (trigger_id, event_id) in self._by_pair}
+
 
 def _differ(stored: Trigger, wanted: Trigger) -> bool:
     return stored.model_dump(include=_DEFINITION_FIELDS) != wanted.model_dump(
@@ -173,4 +208,7 @@ if TYPE_CHECKING:
 
     def _implements_the_store_port(store: InMemoryStore) -> Store:
         """mypy checks here that InMemoryStore has every method of ports.Store."""
+        return store
+
+    def _implements_the_backtest_store_port(store: InMemoryStore) -> BacktestStore:
         return store

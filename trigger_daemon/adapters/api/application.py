@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from trigger_daemon.adapters.api.auth import ApiAuth
+from trigger_daemon.adapters.api.backtests import BacktestHandlers, backtests_router
 from trigger_daemon.adapters.api.error_mapping import install_error_handlers
 from trigger_daemon.adapters.api.health import ReadinessCheck, health_router
 from trigger_daemon.adapters.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
@@ -31,16 +32,19 @@ def create_api(
     auth: ApiAuth | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     retry_occurrence: RetryOccurrence | None = None,
+    backtests: BacktestHandlers | None = None,
 ) -> FastAPI:
     """The HTTP API over `catalog` (writes) and `store` (reads).
 
     `readiness` is awaited by `/readyz` and returns check name → passed; none means always ready.
     `auth` None serves every route to anyone (the configuration allows that on loopback only).
     `retry_occurrence` re-drives a failed occurrence; without it the retry route answers 404.
+    `backtests` serves the backtest routes; without it there are none.
     """
     app = FastAPI(title="trigger-daemon", version=version, description=_DESCRIPTION)
     handlers = TriggerHandlers(catalog, store, version, retry_occurrence)
-    for router in (v1_router(handlers, auth), v2_router(handlers, auth)):
+    extensions = [] if backtests is None else [backtests_router(backtests, auth)]
+    for router in (v1_router(handlers, auth), v2_router(handlers, auth), *extensions):
         app.include_router(router)
         app.include_router(router, prefix=GATEWAY_PREFIX, include_in_schema=False)
     app.include_router(health_router(readiness, auth))

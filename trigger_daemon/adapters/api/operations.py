@@ -105,7 +105,7 @@ class TriggerHandlers:
         return _cursor_response(state, page, schemas.Trigger.of)
 
     async def create_trigger(self, request: Request) -> schemas.Data[schemas.Trigger]:
-        definition = parse_definition(await _read_json(request))
+        definition = parse_definition(await read_json(request))
         trigger = await self._catalog.create(definition)
         return schemas.Data(data=schemas.Trigger.of(trigger))
 
@@ -149,10 +149,10 @@ class TriggerHandlers:
         compiled = self._catalog.compiled(trigger_id)
         if compiled is None:  # not active here yet (created by another replica): compile now
             compiled = compile_trigger(await self._store.get_trigger(trigger_id))
-        return _tested(compiled, await _read_json(request))
+        return _tested(compiled, await read_json(request))
 
     async def test_unsaved_trigger(self, request: Request) -> schemas.Data[schemas.TriggerTest]:
-        body = await _read_json(request)
+        body = await read_json(request)
         if not isinstance(body, dict) or set(body) != {"trigger", "event"}:
             raise HTTPException(400, 'send {"trigger": {a trigger}, "event": {an event}}')
         definition = parse_definition(body["trigger"])
@@ -187,7 +187,7 @@ def _cursor_response(
     return schemas.CursorResponse(cursor=cursor)
 
 
-async def _read_json(request: Request) -> Any:
+async def read_json(request: Request) -> Any:
     """The body as strict JSON (see core.json_input), integers exact. The body's size was
     bounded before it was read (limits.BodyLimit)."""
     raw = await request.body()

@@ -69,7 +69,7 @@ _UNSAVED_TEST_BODY = _json_body(
 
 def v1_router(handlers: TriggerHandlers, auth: ApiAuth | None = None) -> APIRouter:
     router = APIRouter(tags=["orchestration.v1"], responses=ERROR_RESPONSES)
-    _add = _adder(auth)
+    _add = route_adder(auth)
     _add(router, "GET", "/_info", handlers.server_info, "getServerInfo")
     _add(router, "GET", "/triggers", handlers.list_triggers, "listTriggers")
     _add(
@@ -104,7 +104,7 @@ def v1_router(handlers: TriggerHandlers, auth: ApiAuth | None = None) -> APIRout
 
 def v2_router(handlers: TriggerHandlers, auth: ApiAuth | None = None) -> APIRouter:
     router = APIRouter(prefix="/v2", tags=["orchestration.v2"], responses=ERROR_RESPONSES)
-    _add = _adder(auth)
+    _add = route_adder(auth)
     _add(router, "GET", "/_info", handlers.server_info, "v2GetServerInfo")
     _add(
         router,
@@ -173,7 +173,7 @@ def v2_router(handlers: TriggerHandlers, auth: ApiAuth | None = None) -> APIRout
     return router
 
 
-def _adder(auth: ApiAuth | None) -> Callable[..., None]:
+def route_adder(auth: ApiAuth | None) -> Callable[..., None]:
     """Adds a route, guarded by the scope its method needs when `auth` is set."""
 
     def add(

@@ -110,3 +110,17 @@ store_revisions = Table(
 )
 
 TRIGGERS_REVISION = "triggers"
+
+# Finished backtests, kept for `backtest.keep_finished_hours` so any replica can answer for
+# them; `body` is the whole answer (counts and samples) as JSON.
+backtests = Table(
+    "backtests",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=False),
+    Column("body", JSON, nullable=False),
+    Index("ix_backtests_started_at", "started_at"),
+    Index("ix_backtests_finished_at", "finished_at"),
+)

@@ -27,7 +27,7 @@ from sqlalchemy import Update, delete, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from trigger_daemon.adapters.store import queries
+from trigger_daemon.adapters.store import backtests, queries
 from trigger_daemon.adapters.store.dialects import insert_if_absent, serialise
 from trigger_daemon.adapters.store.engine import writer
 from trigger_daemon.adapters.store.errors import store_errors
@@ -46,10 +46,11 @@ from trigger_daemon.adapters.store.schema import (
     triggers,
 )
 from trigger_daemon.adapters.store.thread_writer import ThreadWriter
+from trigger_daemon.core.backtests import Backtest
 from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, OccurrenceStatus, Outcome
 from trigger_daemon.core.triggers import Trigger, TriggerSource
 from trigger_daemon.errors import ConflictError, NotFoundError
-from trigger_daemon.ports import ReconcileResult, Store
+from trigger_daemon.ports import BacktestStore, ReconcileResult, Store
 
 Written = TypeVar("Written")
 
@@ -207,6 +208,31 @@ class SqlStore:
                 conn, trigger_id, limit=limit, before_seq=before_seq, after_seq=after_seq
             )
 
+    # Backtests (backtests.py)
+
+    async def save_backtest(self, backtest: Backtest) -> None:
+        async with self._writing("save backtest") as conn:
+            await backtests.save(conn, backtest)
+
+    async def get_backtest(self, backtest_id: str) -> Backtest:
+        async with self._reading("read backtest") as conn:
+            found = await backtests.by_id(conn, backtest_id)
+        if found is None:
+            raise NotFoundError(f"backtest {backtest_id} not found")
+        return found
+
+    async def list_backtests(self, *, limit: int) -> list[Backtest]:
+        async with self._reading("list backtests") as conn:
+            return await backtests.newest(conn, limit)
+
+    async def expire_backtests(self, finished_before: datetime) -> int:
+        async with self._writing("expire backtests") as conn:
+            return await backtests.expire(conn, finished_before)
+
+    async def occurred_event_ids(self, trigger_id: str, event_ids: Sequence[str]) -> set[str]:
+        async with self._reading("read occurred events") as conn:
+            return await backtests.occurred_event_ids(conn, trigger_id, event_ids)
+
     # Connections
 
     @asynccontextmanager
@@ -273,4 +299,7 @@ if TYPE_CHECKING:
 
     def _implements_the_store_port(store: SqlStore) -> Store:
         """mypy checks here that SqlStore has every method of ports.Store, as declared."""
+        return store
+
+    def _implements_the_backtest_store_port(store: SqlStore) -> BacktestStore:
         return store

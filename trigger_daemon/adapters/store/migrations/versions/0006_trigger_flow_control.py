@@ -1,7 +1,7 @@
 """A trigger's flow control (the `rateLimit` and `maxConcurrency` extension fields); null: none.
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 Created: per-trigger rate limits and concurrency caps
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision: str | None = "0003"
+down_revision: str | None = "0005"
 branch_labels: str | None = None
 depends_on: str | None = None
 

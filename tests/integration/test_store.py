@@ -562,7 +562,7 @@ async def test_migrated_schema_matches_schema_module(store_url: str) -> None:
         await engine.dispose()
 
     assert diff == []
-    assert revision == "0003"
+    assert revision == "0004"
 
 
 def _schema_diff(conn: Connection) -> list[object]:

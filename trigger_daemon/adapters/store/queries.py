@@ -1,5 +1,5 @@
-"""The store's reads: triggers, the triggers revision, occurrences by id, by (trigger, event)
-and a trigger's occurrences page by page.
+"""The store's reads: triggers, the triggers revision, occurrences by id, by (trigger, event),
+a trigger's occurrences page by page, and occurrences selected by an OccurrenceFilter.
 
 Each function runs its query on the connection it is given and returns models, not rows.
 The reads of the store's API are async; those an occurrence write makes within its own
@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Select, select, tuple_
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from trigger_daemon.adapters.store.occurrence_query import occurrence_query
 from trigger_daemon.adapters.store.rows import occurrence_from_row, trigger_from_row
 from trigger_daemon.adapters.store.schema import (
     TRIGGERS_REVISION,
@@ -22,7 +23,7 @@ from trigger_daemon.adapters.store.schema import (
     store_revisions,
     triggers,
 )
-from trigger_daemon.core.occurrences import Occurrence
+from trigger_daemon.core.occurrences import Occurrence, OccurrenceFilter, OccurrenceKey
 from trigger_daemon.core.triggers import Trigger, TriggerSource
 
 # Bound parameters per SELECT … IN stay far below every backend's limit.
@@ -143,3 +144,18 @@ def occurrence_page_query(
     if after_seq is not None:
         return query.where(seq > after_seq).order_by(trigger.asc(), seq.asc())
     return query.order_by(trigger.desc(), seq.desc())
+
+
+async def query_occurrences(
+    conn: AsyncConnection,
+    selected: OccurrenceFilter,
+    *,
+    limit: int,
+    before: OccurrenceKey | None,
+    after: OccurrenceKey | None,
+) -> list[Occurrence]:
+    """Up to `limit` of the occurrences `selected` admits, between the cursors, newest first."""
+    query = occurrence_query(conn.dialect.name, selected, limit, before, after)
+    rows = (await conn.execute(query)).mappings().all()
+    page = [occurrence_from_row(row) for row in rows]
+    return page[::-1] if after is not None else page

@@ -161,3 +161,19 @@ async def test_a_key_of_the_other_order_is_refused(store: Store) -> None:
         )
     with pytest.raises(ValueError, match="order"):
         await store.query_occurrences(OccurrenceFilter(), limit=1, after=OccurrenceKey(5, T0))
+
+
+async def test_a_cursor_outside_the_window_pages_from_the_windows_edge(store: Store) -> None:
+    stored = await history(store)
+    window = OccurrenceFilter(
+        trigger_id="t-a", since=T0 + timedelta(minutes=5), until=T0 + timedelta(minutes=10)
+    )
+    everything = expected(stored, window)
+    later = OccurrenceKey(stored[-1].seq + 1, T0 + timedelta(days=1))
+    earlier = OccurrenceKey(0, T0 - timedelta(days=1))
+
+    newest = await store.query_occurrences(window, limit=2, before=later)
+    oldest = await store.query_occurrences(window, limit=2, after=earlier)
+
+    assert [o.id for o in newest] == everything[:2]
+    assert [o.id for o in oldest] == everything[-2:]

@@ -153,18 +153,12 @@ class InMemoryStore:
         before_seq: int | None = None,
         after_seq: int | None = None,
     ) -> list[Occurrence]:
-        if limit < 0:
-            raise ValueError(f"limit must not be negative, got {limit}")
-        mine = [
-            o
-            for o in self.occurrences.values()
-            if o.trigger_id == trigger_id
-            and (before_seq is None or o.seq < before_seq)
-            and (after_seq is None or o.seq > after_seq)
-        ]
-        if after_seq is not None:  # the `limit` rows just above the cursor, newest first
-            return mine[:limit][::-1]
-        return mine[::-1][:limit]
+        return await self.query_occurrences(
+            OccurrenceFilter(trigger_id=trigger_id),
+            limit=limit,
+            before=None if before_seq is None else OccurrenceKey(before_seq),
+            after=None if after_seq is None else OccurrenceKey(after_seq),
+        )
 
     async def query_occurrences(
         self,

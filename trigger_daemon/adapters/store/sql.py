@@ -209,10 +209,12 @@ class SqlStore:
         before_seq: int | None = None,
         after_seq: int | None = None,
     ) -> list[Occurrence]:
-        async with self._reading("list occurrences") as conn:
-            return await queries.occurrence_page(
-                conn, trigger_id, limit=limit, before_seq=before_seq, after_seq=after_seq
-            )
+        return await self.query_occurrences(
+            OccurrenceFilter(trigger_id=trigger_id),
+            limit=limit,
+            before=None if before_seq is None else OccurrenceKey(before_seq),
+            after=None if after_seq is None else OccurrenceKey(after_seq),
+        )
 
     async def query_occurrences(
         self,

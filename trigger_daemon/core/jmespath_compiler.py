@@ -19,6 +19,7 @@ bounds (core.expression_checks).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -44,6 +45,13 @@ _BUILDING_NODES = frozenset(
     }
 )
 _NUMBERS = (int, float)
+Compare = Callable[[Any, Any], bool]
+_ORDERINGS: dict[str, Compare] = {
+    "lt": operator.lt,
+    "lte": operator.le,
+    "gt": operator.gt,
+    "gte": operator.ge,
+}
 
 
 class NotCompilable(Exception):
@@ -88,18 +96,34 @@ def _path_steps(node: Node) -> list[str | int] | None:
 
 
 def _path(steps: list[str | int]) -> Compiled:
-    if len(steps) == 1 and isinstance(steps[0], str):
-        key = steps[0]
+    """The value at `steps`, null where a field of a non-object or an index of a non-array (or
+    out of range) is asked for. One and two fields, the most common, have their own closure."""
+    if all(isinstance(step, str) for step in steps) and len(steps) <= 2:
+        return _field(*steps) if len(steps) == 1 else _field_of_field(*steps)
+    return _walk(tuple(steps))
 
-        def field(value: Any, run: Budget | None) -> Any:
-            try:
-                return value.get(key)
-            except AttributeError:
-                return None
 
-        return field
-    path = tuple(steps)
+def _field(key: str | int) -> Compiled:
+    def field(value: Any, run: Budget | None) -> Any:
+        try:
+            return value.get(key)
+        except AttributeError:
+            return None
 
+    return field
+
+
+def _field_of_field(outer: str | int, inner: str | int) -> Compiled:
+    def field_of_field(value: Any, run: Budget | None) -> Any:
+        try:
+            return value.get(outer).get(inner)
+        except AttributeError:  # either is not an object (null included)
+            return None
+
+    return field_of_field
+
+
+def _walk(path: tuple[str | int, ...]) -> Compiled:
     def walk(value: Any, run: Budget | None) -> Any:
         for step in path:
             if isinstance(step, str):
@@ -141,11 +165,8 @@ def _chain(node: Node, compile_child: CompileChild) -> Compiled:
     return chain
 
 
-def _field(node: Node, compile_child: CompileChild) -> Compiled:
-    return _path([node["value"]])
-
-
-def _index(node: Node, compile_child: CompileChild) -> Compiled:
+def _path_node(node: Node, compile_child: CompileChild) -> Compiled:
+    """A field or an index node alone."""
     return _path([node["value"]])
 
 
@@ -183,7 +204,13 @@ def _comparator(node: Node, compile_child: CompileChild) -> Compiled:
     left, right = compile_child(left_node), compile_child(right_node)
     if operator_ in ("eq", "ne"):
         return _equality(left, right, right_node, negated=operator_ == "ne")
-    return _ordering(operator_, left, right)
+    compare = _ORDERINGS[operator_]
+    constant = right_node.get("value")
+    if right_node["type"] != "literal" or not _is_number(constant):
+        return _ordering(compare, left, right)
+    if left_node["type"] == "field":
+        return _field_ordered_against(left_node["value"], compare, constant)
+    return _ordered_against(left, compare, constant)
 
 
 def _equality(left: Compiled, right: Compiled, right_node: Node, *, negated: bool) -> Compiled:
@@ -198,25 +225,49 @@ def _equality(left: Compiled, right: Compiled, right_node: Node, *, negated: boo
     return lambda value, run: _equals(left(value, run), right(value, run))
 
 
-def _ordering(operator_: str, left: Compiled, right: Compiled) -> Compiled:
+# An ordering comparison is null unless both sides are numbers (booleans are not). The checks
+# below test the exact class first, the common case, then isinstance for subclasses.
+
+
+def _ordering(compare: Compare, left: Compiled, right: Compiled) -> Compiled:
     def compared(value: Any, run: Budget | None) -> Any:
         first, second = left(value, run), right(value, run)
-        if not (
-            isinstance(first, _NUMBERS)
-            and isinstance(second, _NUMBERS)
-            and first.__class__ is not bool
-            and second.__class__ is not bool
-        ):
-            return None
-        if operator_ == "gt":
-            return first > second
-        if operator_ == "lt":
-            return first < second
-        if operator_ == "gte":
-            return first >= second
-        return first <= second
+        if _is_number(first) and _is_number(second):
+            return compare(first, second)
+        return None
 
     return compared
+
+
+def _ordered_against(left: Compiled, compare: Compare, constant: Any) -> Compiled:
+    def compared_to_number(value: Any, run: Budget | None) -> Any:
+        first = left(value, run)
+        kind = first.__class__
+        if kind is int or kind is float or (kind is not bool and isinstance(first, _NUMBERS)):
+            return compare(first, constant)
+        return None
+
+    return compared_to_number
+
+
+def _field_ordered_against(key: str, compare: Compare, constant: Any) -> Compiled:
+    """`field < number`, the common condition of a filter, in one closure."""
+
+    def field_compared_to_number(value: Any, run: Budget | None) -> Any:
+        try:
+            first = value.get(key)
+        except AttributeError:
+            return None
+        kind = first.__class__
+        if kind is int or kind is float or (kind is not bool and isinstance(first, _NUMBERS)):
+            return compare(first, constant)
+        return None
+
+    return field_compared_to_number
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, _NUMBERS) and value.__class__ is not bool
 
 
 def _or(node: Node, compile_child: CompileChild) -> Compiled:
@@ -252,8 +303,8 @@ def _not(node: Node, compile_child: CompileChild) -> Compiled:
 
 
 _BUILDERS: dict[str, Callable[[Node, CompileChild], Compiled]] = {
-    "field": _field,
-    "index": _index,
+    "field": _path_node,
+    "index": _path_node,
     "slice": _slice,
     "current": _current,
     "identity": _current,

@@ -2,12 +2,14 @@
 
 jmespath's Functions.call_function checks the arity and every argument's type on each call,
 about a microsecond. The arity is checked at compile time (core.expression_checks); the common
-functions below check their arguments' types inline and call jmespath's own implementation, and
-any argument of another type goes to call_function, so an error is jmespath's own message.
+functions below check their arguments' types inline and call jmespath's implementation (or the
+same builtin), and any argument of another type goes to call_function, so an error is jmespath's
+own message.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -39,11 +41,37 @@ def compiled_call(name: str, arity: int, fallback: Callable[[str, list[Any]], An
     return lambda arguments: fast(arguments, name, fallback)
 
 
-def _length(arguments: list[Any], name: str, fallback: Callable[[str, list[Any]], Any]) -> Any:
-    (value,) = arguments
+def scalar_call(name: str) -> Callable[[Any], Any] | None:
+    """How `name` of one argument is called when its answer is always a number or null
+    (length, to_number, abs, ceil, floor), or None for the other functions."""
+    return _SCALAR_CALLS.get(name)
+
+
+def _length(value: Any) -> Any:
     if value.__class__ in _TEXT_AND_CONTAINERS:
         return len(value)
-    return fallback(name, arguments)
+    return BOUNDED_FUNCTIONS.call_function("length", [value])
+
+
+def _number_function(name: str, implementation: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def call(value: Any) -> Any:
+        if value.__class__ in _NUMBERS:
+            return implementation(value)
+        return BOUNDED_FUNCTIONS.call_function(name, [value])
+
+    return call
+
+
+_SCALAR_CALLS: dict[str, Callable[[Any], Any]] = {
+    "length": _length,
+    # Any argument is accepted: no check to make.
+    "to_number": functools.partial(
+        BOUNDED_FUNCTIONS.FUNCTION_TABLE["to_number"]["function"], BOUNDED_FUNCTIONS
+    ),
+    "abs": _number_function("abs", abs),
+    "ceil": _number_function("ceil", math.ceil),  # as jmespath's _func_ceil and _func_floor
+    "floor": _number_function("floor", math.floor),
+}
 
 
 def _starts_with(arguments: list[Any], name: str, fallback: Callable[[str, list[Any]], Any]) -> Any:
@@ -67,24 +95,8 @@ def _contains(arguments: list[Any], name: str, fallback: Callable[[str, list[Any
     return fallback(name, arguments)
 
 
-def _number_function(
-    implementation: Callable[[Any], Any],
-) -> Callable[[list[Any], str, Callable[[str, list[Any]], Any]], Any]:
-    def call(arguments: list[Any], name: str, fallback: Callable[[str, list[Any]], Any]) -> Any:
-        (value,) = arguments
-        if value.__class__ in _NUMBERS:
-            return implementation(value)
-        return fallback(name, arguments)
-
-    return call
-
-
 _FAST_PATHS: dict[str, Callable[[list[Any], str, Callable[[str, list[Any]], Any]], Any]] = {
-    "length": _length,
     "starts_with": _starts_with,
     "ends_with": _ends_with,
     "contains": _contains,
-    "abs": _number_function(abs),
-    "ceil": _number_function(math.ceil),  # as jmespath's _func_ceil and _func_floor
-    "floor": _number_function(math.floor),
 }

@@ -13,8 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from trigger_daemon.core.expression_bounds import BOUNDED_FUNCTIONS, Budget
-from trigger_daemon.core.jmespath_functions import compiled_call
+from trigger_daemon.core.expression_bounds import (
+    BOUNDED_FUNCTIONS,
+    MAX_EVALUATION_STEPS,
+    Budget,
+    too_many_steps,
+)
+from trigger_daemon.core.jmespath_functions import compiled_call, scalar_call
 
 Node = Mapping[str, Any]  # jmespath's parsed tree: {"type": ..., "value": ..., "children": [...]}
 Compiled = Callable[[Any, Budget | None], Any]
@@ -130,13 +135,20 @@ def filter_projection(node: Node, compile_child: CompileChild) -> Compiled:
         if not isinstance(base, list):
             return None
         assert run is not None
-        run.charge(len(base) * per_element)
+        run.steps += len(base) * per_element  # Budget.charge, inline: filters are hot
+        if run.steps > MAX_EVALUATION_STEPS:
+            raise too_many_steps()
         collected = []
         for element in base:
-            if not is_false(condition(element, run)):
-                current = element if keeps_elements else right(element, run)
-                if current is not None:
-                    collected.append(current)
+            matched = condition(element, run)  # is_false(matched), inline: once per element
+            if matched is None or matched is False:
+                continue
+            kind = matched.__class__
+            if (kind is str or kind is list or kind is dict) and not matched:
+                continue
+            current = element if keeps_elements else right(element, run)
+            if current is not None:
+                collected.append(current)
         return run.bounded(collected) if weighed else collected
 
     return filtered
@@ -223,6 +235,10 @@ def expref(node: Node, compile_child: CompileChild) -> Compiled:
 def function(node: Node, compile_child: CompileChild) -> Compiled:
     name = node["value"]
     arguments = [compile_child(child) for child in node["children"]]
+    scalar = scalar_call(name) if len(arguments) == 1 else None
+    if scalar is not None:  # its answer is a number or null: nothing to weigh
+        (argument,) = arguments
+        return lambda value, run: scalar(argument(value, run))
     fallback = BOUNDED_FUNCTIONS.call_function
     call = compiled_call(name, len(arguments), fallback)
 

@@ -97,6 +97,7 @@ def expressions() -> st.SearchStrategy[str]:
 @example(source="sort_by(a, &b)", document={"a": [{"b": 1}, {"b": "x"}]})
 @example(source="!a && b || c", document={"a": 0, "b": [], "c": False})
 @example(source="[a[1:], b > `0`, b.* ]", document={"a": "ab", "b": True})  # not strings, bools
+@example(source="[a.b, a.c.b, b[0].a, c.a]", document={"a": {"c": []}, "b": [{}], "c": 1})
 def test_the_compiled_engine_answers_as_the_interpreter(source: str, document: Any) -> None:
     try:
         interpreted, compiled = engines(source)

@@ -32,6 +32,12 @@ def too_many_steps() -> ExpressionError:
     )
 
 
+def bounded_text(value: str) -> str:
+    if len(value) > MAX_VALUE_WEIGHT:
+        raise ExpressionError(f"evaluation stopped: a string longer than {MAX_VALUE_WEIGHT}")
+    return value
+
+
 class _BoundedFunctions(jmespath.functions.Functions):
     """The standard functions, except that join() refuses to build a string past the bound
     (its output can be far larger than its inputs: a long separator times many items)."""
@@ -64,8 +70,8 @@ class ValueWeights:
                 f"evaluation stopped: a value it built would weigh more than {MAX_VALUE_WEIGHT} "
                 "(bytes of JSON, about)"
             )
-        if isinstance(value, str) and len(value) > MAX_VALUE_WEIGHT:
-            raise ExpressionError(f"evaluation stopped: a string longer than {MAX_VALUE_WEIGHT}")
+        if isinstance(value, str):
+            return bounded_text(value)
         return value
 
     def _weigh(self, value: list[Any] | dict[str, Any]) -> int:
@@ -123,6 +129,8 @@ class Budget:
             raise too_many_steps()
 
     def bounded(self, value: Any) -> Any:
+        if value.__class__ is str:  # weighed by its length: no memo needed
+            return bounded_text(value)
         if self._weights is None:
             self._weights = ValueWeights()
         return self._weights.bounded(value)

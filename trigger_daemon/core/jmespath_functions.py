@@ -10,6 +10,7 @@ own message.
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Callable
 from typing import Any
@@ -32,8 +33,10 @@ def compiled_call(name: str, arity: int, fallback: Callable[[str, list[Any]], An
     arity_fits = arity >= len(signature) if variadic else arity == len(signature)
     if not arity_fits:
         return lambda arguments: fallback(name, arguments)
+    if name == "to_string":
+        return lambda arguments: _to_string(*arguments)
     if all(not argument["types"] for argument in signature):
-        # Any value is accepted (to_number, to_string, to_array, type, not_null).
+        # Any value is accepted (to_number, to_array, type, not_null).
         return lambda arguments: implementation(BOUNDED_FUNCTIONS, *arguments)
     fast = _FAST_PATHS.get(name)
     if fast is None:
@@ -45,6 +48,17 @@ def scalar_call(name: str) -> Callable[[Any], Any] | None:
     """How `name` of one argument is called when its answer is always a number or null
     (length, to_number, abs, ceil, floor), or None for the other functions."""
     return _SCALAR_CALLS.get(name)
+
+
+def _to_string(value: Any) -> Any:
+    """jmespath's to_string: a string as is, anything else as compact JSON. A scalar's JSON is
+    the same with json.dumps' defaults, which reuse one encoder instead of making one."""
+    kind = value.__class__
+    if kind is str:
+        return value
+    if kind is int or kind is float or kind is bool or value is None:
+        return json.dumps(value)
+    return BOUNDED_FUNCTIONS.call_function("to_string", [value])
 
 
 def _length(value: Any) -> Any:

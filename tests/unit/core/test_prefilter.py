@@ -141,6 +141,8 @@ def test_matching_through_the_index_equals_evaluating_every_filter(
                 "event.status == `true`",
                 "event.status != `1.0`",
                 "event.status >= `1`",
+                "event.status > `1`",
+                "event.status > `0` && event.status < `1.0`",
                 "to_number(event.status) == `1`",
                 "contains([`1`], event.status)",  # Python's `in`: true for true
                 "contains([`false`], event.status)",  # and for 0

@@ -7,7 +7,8 @@ both bounds go in a centred interval tree: each node keeps the ranges that hold 
 (sorted by lower and by upper bound), the ranges wholly below it go left and those wholly
 above it go right, so a query walks one branch of O(log n) nodes and at each node takes a
 prefix or a suffix, which holds the number. The centre is the median of the node's bounds,
-so each branch holds at most half of its node's ranges.
+so each branch holds at most half of its node's ranges; a node also knows the span of its
+subtree, so a number outside it stops the walk.
 
 Comparisons between Python ints and floats are exact, as in JMESPath's evaluation, so bounds
 of either type mix in one sorted list. The caller passes numbers only, never NaN.
@@ -37,15 +38,21 @@ class _SortedBounds(Generic[Item]):
 
     def held_as_lower(self, value: Number, found: list[Item]) -> None:
         """The items whose bound, as a lower bound, `value` satisfies."""
-        below = bisect_left(self.values, value)
-        found.extend(self.items[:below])
-        self._add_equal(below, bisect_right(self.values, value, below), found)
+        values = self.values
+        below = bisect_left(values, value)
+        if below:
+            found.extend(self.items[:below])
+        if below < len(values) and values[below] == value:
+            self._add_equal(below, bisect_right(values, value, below), found)
 
     def held_as_upper(self, value: Number, found: list[Item]) -> None:
         """The items whose bound, as an upper bound, `value` satisfies."""
-        above = bisect_right(self.values, value)
-        found.extend(self.items[above:])
-        self._add_equal(bisect_left(self.values, value, 0, above), above, found)
+        values = self.values
+        above = bisect_right(values, value)
+        if above < len(values):
+            found.extend(self.items[above:])
+        if above and values[above - 1] == value:
+            self._add_equal(bisect_left(values, value, 0, above), above, found)
 
     def _add_equal(self, start: int, stop: int, found: list[Item]) -> None:
         # The bounds equal to the value hold only when inclusive.
@@ -76,6 +83,8 @@ Interval = tuple[Bound, Bound, Item]  # a range with both bounds, and its item
 @dataclass(slots=True)
 class _Node(Generic[Item]):
     centre: Number
+    lowest: Number  # the bounds of all the intervals in this subtree
+    highest: Number
     intervals: list[Interval[Item]]  # those holding the centre
     by_lower: _SortedBounds[Item]
     by_upper: _SortedBounds[Item]
@@ -100,6 +109,8 @@ def _tree(intervals: list[Interval[Item]]) -> _Node[Item] | None:
             here.append(interval)
     return _Node(
         centre,
+        min(lower.value for lower, _, _ in intervals),
+        max(upper.value for _, upper, _ in intervals),
         here,
         _SortedBounds((lower, item) for lower, _, item in here),
         _SortedBounds((upper, item) for _, upper, item in here),
@@ -133,7 +144,7 @@ class NumberRanges(Generic[Item]):
         if self._upper_only.values:
             self._upper_only.held_as_upper(value, found)
         node = self._tree
-        while node is not None:
+        while node is not None and node.lowest <= value <= node.highest:
             if value < node.centre:  # the node's intervals reach above the value: lower bounds
                 node.by_lower.held_as_lower(value, found)
                 node = node.below

@@ -15,11 +15,13 @@ key they read (a path, or `to_number(path)`), and each key by the kind of test:
     numeric range          sorted bounds and an interval tree (core.number_ranges)
     truthy, falsy          two lists
 
-An event reads each key once and collects the triggers its value can match in O(k) plus a
-lookup or bisection per kind, whatever the number of triggers. Other triggers are evaluated
-in full as before. The candidates keep the triggers' order and are a superset of the matches;
-evaluating them gives exactly the triggers and the filter failures evaluating every filter
-gives. A candidate is known true when its whole filter is the clause the index just decided.
+An event reads each key once (walking the paths' shared prefixes once: core.path_trie) and
+collects the triggers its value can match in O(k) plus a lookup or bisection per kind,
+whatever the number of triggers: the cost grows with the number of distinct keys, not of
+triggers. Other triggers are evaluated in full as before. The candidates keep the triggers'
+order and are a superset of the matches; evaluating them gives exactly the triggers and the
+filter failures evaluating every filter gives. A candidate is known true when its whole
+filter is the clause the index just decided.
 
 A `starts_with` of a value that is not a string raises when evaluated, so those triggers are
 candidates then, and their evaluation reports the failure.
@@ -49,7 +51,7 @@ from trigger_daemon.core.filter_shapes import (
     lookup_key,
 )
 from trigger_daemon.core.number_ranges import NumberRanges
-from trigger_daemon.core.paths import walk
+from trigger_daemon.core.path_trie import PathTrie
 from trigger_daemon.core.triggers import CompiledTrigger
 
 Candidate = tuple[CompiledTrigger, bool]  # the trigger, and whether its filter is known true
@@ -161,22 +163,12 @@ _PROBES: dict[type[KeyTest], Callable[[list[tuple[KeyTest, Hit]]], Any]] = {
 }
 
 
-class _KeyIndex:
-    """The indexed clauses that read one key, by kind of test."""
-
-    def __init__(self, source: KeySource, entries: list[tuple[KeyTest, Hit]]) -> None:
-        self.path = source.path
-        self.to_number = source.to_number
-        by_kind: defaultdict[type[KeyTest], list[tuple[KeyTest, Hit]]] = defaultdict(list)
-        for test, hit in entries:
-            by_kind[type(test)].append((test, hit))
-        self.probes: tuple[Probe, ...] = tuple(
-            _PROBES[kind](kind_entries).add_hits for kind, kind_entries in by_kind.items()
-        )
-
-    def value(self, document: Mapping[str, Any]) -> Any:
-        value = walk(document, self.path)
-        return _FUNCTIONS.call_function("to_number", [value]) if self.to_number else value
+def _key_probes(entries: list[tuple[KeyTest, Hit]]) -> tuple[Probe, ...]:
+    """The probes of the indexed clauses that read one key, one per kind of test."""
+    by_kind: defaultdict[type[KeyTest], list[tuple[KeyTest, Hit]]] = defaultdict(list)
+    for test, hit in entries:
+        by_kind[type(test)].append((test, hit))
+    return tuple(_PROBES[kind](kind_entries).add_hits for kind, kind_entries in by_kind.items())
 
 
 class CandidateIndex:
@@ -193,7 +185,11 @@ class CandidateIndex:
                 self._always.append((position, compiled, False))
             else:
                 by_source[clause.source].append((clause.test, (position, compiled, clause.whole)))
-        self._keys = tuple(_KeyIndex(source, entries) for source, entries in by_source.items())
+        # Per path, whether its key is to_number() of it, and the key's probes.
+        self._keys = PathTrie(
+            (source.path, (source.to_number, _key_probes(entries)))
+            for source, entries in by_source.items()
+        )
 
     def __len__(self) -> int:
         return len(self.triggers)
@@ -202,9 +198,10 @@ class CandidateIndex:
         """The triggers that may match `document`, in order; True when the filter is known
         to be true (its whole filter is the clause the index just found true)."""
         found = self._always.copy()
-        for key in self._keys:
-            value = key.value(document)
-            for add_hits in key.probes:
+        for value, (to_number, probes) in self._keys.values(document):
+            if to_number:
+                value = _FUNCTIONS.call_function("to_number", [value])
+            for add_hits in probes:
                 add_hits(value, found)
         if len(found) > 1:
             found.sort(key=_POSITION)

@@ -135,7 +135,10 @@ _FLIPPED: dict[Comparator, Comparator] = {
 
 def indexed_clause(tree: SyntaxNode) -> IndexedClause | None:
     """The clause of the filter `tree` the index answers best, or None when there is none."""
-    clauses = tree.clauses if isinstance(tree, AllOf) else (tree,)
+    if not isinstance(tree, AllOf):  # one clause, the most common filter
+        found = key_test(tree)
+        return None if found is None else IndexedClause(*found, whole=True)
+    clauses = tree.clauses
     usable: list[tuple[KeySource, KeyTest]] = []
     for clause in clauses:
         found = key_test(clause)

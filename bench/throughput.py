@@ -13,7 +13,8 @@ temporary directory, log level warning) and prints, side by side:
 3. latency     the stub answering after 20 ms: runs/s, against bare aiohttp with 256 in flight
                (measured as for 1.);
 4. triggers    the unmatched events again with 10,000 triggers of their event type instead
-               of one: how much more each event costs;
+               of one: how much more each event costs; 4b. mixed: the same with 10,000
+               triggers of four shapes (equalities, numeric ranges, prefixes, either-or);
 5. peak RSS    of the daemon reading a topic with 1,000,000 records waiting;
 and, to show where the HTTP engine stands apart from the rest of the daemon:
 6. client      the daemon's OrchestrationClient alone (httpx over its aiohttp transport), 64
@@ -81,8 +82,17 @@ TARGET_DESTINATION = "treasury:0"  # the one trigger's filter matches this desti
 POLL_SECONDS = 0.05
 START_TIMEOUT_SECONDS = 180.0  # start-up, group join, and 10,000 triggers to store and compile
 DAEMON = Path(sys.executable).parent / "trigger-daemon"
-SCENARIOS = ("matched", "unmatched", "latency", "triggers", "rss", "client")
-SCENARIOS += ("projection", "unindexed")  # filters evaluated in full: rows 7 and 8
+SCENARIOS = (
+    "matched",
+    "unmatched",
+    "latency",
+    "triggers",
+    "mixed",
+    "rss",
+    "client",
+    "projection",  # 7 and 8: filters evaluated in full
+    "unindexed",
+)
 _SENTINEL = 987654321  # stands for the event number in the encoded template
 
 
@@ -139,6 +149,24 @@ def trigger(name: str, destination: str) -> dict[str, Any]:
             "amount": "to_string(event.transactions[0].postings[0].amount)",
         },
     }
+
+
+_POSTING = "event.transactions[0].postings[0]"
+
+
+def mixed_trigger(n: int) -> dict[str, Any]:
+    """One of the four common filter shapes, by n: an equality, a numeric range (one bound, or
+    two on one path), a prefix, an either-or; none matches the unmatched events (destination
+    users:1234, amount 12,500, reference ref-N, asset USD/2)."""
+    shapes = [
+        f"{_POSTING}.destination == 'treasury:{n}'",
+        f"{_POSTING}.amount > `{1_000_000 + n}`"
+        if n % 8 == 1
+        else f"{_POSTING}.amount > `{1_000 * n}` && {_POSTING}.amount <= `{1_000 * n + 500}`",
+        f"starts_with(event.transactions[0].reference, 'inv-{n}-')",
+        f"{_POSTING}.asset == 'EUR/{n}' || {_POSTING}.asset == 'GBP/{n}'",
+    ]
+    return {**trigger(f"mixed-{n}", "unused"), "filter": shapes[n % 4]}
 
 
 class DaemonProcess:
@@ -614,8 +642,13 @@ def unindexed_filter(number: int) -> str:
 
 async def unmatched_with_filters(bench: Bench, name: str, filters: list[str]) -> Rate:
     """Events/s over the unmatched topic with one trigger per filter."""
-    topic, ends = await bench.topic("unmatched", bench.args.unmatched, "users:1234")
     rules = [{**trigger(f"{name}-{n}", "none"), "filter": f} for n, f in enumerate(filters)]
+    return await unmatched_with_triggers(bench, name, rules)
+
+
+async def unmatched_with_triggers(bench: Bench, name: str, rules: list[dict[str, Any]]) -> Rate:
+    """Events/s over the unmatched topic with `rules` as the daemon's triggers."""
+    topic, ends = await bench.topic("unmatched", bench.args.unmatched, "users:1234")
     async with StubProcess() as stub:
         daemon = DaemonProcess(
             bench.workdir,
@@ -664,6 +697,19 @@ async def full_evaluation_rows(bench: Bench, only: set[str], one_trigger: Rate |
         )
         print(f"  daemon {many}", flush=True)
     return rows
+
+
+def mixed_row(triggers: int, many: Rate, one_trigger: Rate) -> Row:
+    # No commit within --max-seconds (a slow catalogue commits rarely) is an unbounded cost.
+    cost = one_trigger.per_second / many.per_second if many.per_second else float("inf")
+    return Row(
+        f"4b {triggers:,} mixed triggers",
+        str(many),
+        f"1 trigger: {one_trigger}",
+        f"{cost:.2f}x cost",
+        "<= 2x the cost of one",
+        "ok" if cost <= 2 else "MISSED",
+    )
 
 
 # --- the report -----------------------------------------------------------------------------
@@ -734,7 +780,7 @@ async def main(args: argparse.Namespace) -> None:
                 rss_rows.append(("matched", rate.peak_rss_mb))
                 print(f"  daemon {rate}, bare aiohttp x64 {ceiling}", flush=True)
             one_trigger: Rate | None = None
-            if "unmatched" in only or "triggers" in only:
+            if only & {"unmatched", "triggers", "mixed"}:
                 print("unmatched: ...", flush=True)
                 ceiling = await bench.unmatched_ceiling()
                 one_trigger = await bench.unmatched("unmatched", 1)
@@ -764,6 +810,13 @@ async def main(args: argparse.Namespace) -> None:
                     )
                 )
                 rss_rows.append(("triggers", many.peak_rss_mb))
+                print(f"  daemon {many}", flush=True)
+            if "mixed" in only and one_trigger is not None:
+                print(f"mixed: {args.triggers:,} triggers of four shapes ...", flush=True)
+                mixed = [mixed_trigger(n) for n in range(args.triggers)]
+                many = await unmatched_with_triggers(bench, "mixed", mixed)
+                rows.append(mixed_row(args.triggers, many, one_trigger))
+                rss_rows.append(("mixed", many.peak_rss_mb))
                 print(f"  daemon {many}", flush=True)
             rows += await full_evaluation_rows(bench, only, one_trigger)
             if "rss" in only and args.rss_records:
@@ -800,7 +853,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--matched", type=int, default=20_000, help="events for 1 and 3")
     parser.add_argument("--unmatched", type=int, default=200_000, help="events for 2 and 4")
-    parser.add_argument("--triggers", type=int, default=10_000, help="triggers for 4")
+    parser.add_argument("--triggers", type=int, default=10_000, help="triggers for 4 and 4b")
     parser.add_argument("--unindexed-triggers", type=int, default=1_000, help="triggers for 8")
     parser.add_argument("--rss-records", type=int, default=1_000_000, help="records for 5")
     parser.add_argument("--client-requests", type=int, default=20_000, help="requests for 6")

@@ -2,9 +2,10 @@
 saved position), and two replicas on one PostgreSQL database (one runs it; when that one is
 killed, the other takes it over once the lease has expired).
 
-The daemons' live consumers start at the end of the topic (`auto_offset_reset: latest`), so
-only the backfill handles the history. A repeated Idempotency-Key is allowed only within the
-documented window: a call in flight when its daemon was killed (at most one per ordering key).
+The trigger is created once the live pipeline has passed the history (nothing matched
+then), so only the backfill runs it over those events. A repeated Idempotency-Key is allowed
+only within the documented window: a call in flight when its daemon was killed (at most one
+per ordering key).
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ from typing import Any
 import httpx
 import pytest
 
-from trigger_daemon.core.triggers import yaml_trigger_id
 from trigger_daemon.devtools.broker import TansuBroker
 from trigger_daemon.devtools.postgres import PostgresCluster
 from trigger_daemon.devtools.processes import DaemonProcess
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 
-from .conftest import daemon_settings, wait_until
+from .conftest import committed_offset, daemon_settings, wait_until
 from .test_backfills import TRIGGER, deposit, produce_stamped
 
 pytestmark = pytest.mark.slow
@@ -39,24 +39,32 @@ def history() -> list[tuple[int, bytes, bytes]]:
     return [(stamp + n, f"account-{n % KEYS}".encode(), deposit(n, 5000)) for n in range(EVENTS)]
 
 
-def config(broker: TansuBroker, topic: str, stub: StubOrchestration, store_url: str) -> dict[str, Any]:
+def config(
+    broker: TansuBroker, topic: str, stub: StubOrchestration, store_url: str
+) -> dict[str, Any]:
     return daemon_settings(
         broker,
         topic,
         stub.url,
         store_url,
-        kafka={"auto_offset_reset": "latest"},
         backfill={"lease_seconds": 5},
         shutdown_grace_seconds=5,
-        triggers=[TRIGGER],
     )
 
 
-async def start_backfill(replica: DaemonProcess) -> str:
+async def start_backfill(replica: DaemonProcess, broker: TansuBroker, topic: str) -> str:
+    group = replica.config["kafka"]["group_id"]
+
+    async def consumed() -> bool:
+        return await committed_offset(broker.bootstrap_servers, group, topic) == EVENTS
+
+    await wait_until(consumed, what="the live pipeline to pass the history")
     async with httpx.AsyncClient(base_url=replica.api_url) as api:
+        created = await api.post("/v2/triggers", json=TRIGGER)
+        assert created.status_code == 201, created.text
         answer = await api.post(
             "/v2/backfills",
-            json={"triggerID": yaml_trigger_id("big-deposit"), "since": BASE.isoformat()},
+            json={"triggerID": created.json()["data"]["id"], "since": BASE.isoformat()},
         )
     assert answer.status_code == 202, answer.text
     return str(answer.json()["data"]["id"])
@@ -88,7 +96,7 @@ async def test_a_backfill_killed_midway_resumes_after_restart_and_loses_nothing(
     try:
         daemon.start()
         await daemon.wait_ready()
-        backfill_id = await start_backfill(daemon)
+        backfill_id = await start_backfill(daemon, broker, topic)
         await wait_until(lambda: len(stub.calls) >= EVENTS // 3, what="a third of the calls")
         daemon.kill()
         called_before = len(stub.calls)
@@ -109,7 +117,8 @@ async def test_a_backfill_killed_midway_resumes_after_restart_and_loses_nothing(
     assert result["status"] == "succeeded", result
     assert result["matched"] == EVENTS
     assert result["ran"] + result["skipped"] == EVENTS
-    assert len(claims) == 2 and claims[1]["positions"], claims  # resumed from a position
+    assert len(claims) == 2, claims
+    assert claims[1]["positions"], claims  # resumed from a saved position
     print(
         f"\ncrash-resume: {called_before} calls before SIGKILL, first call after restart "
         f"{resumed_after:.1f} s after the kill, resumed at {claims[1]['positions']}, "
@@ -135,7 +144,7 @@ async def test_with_two_replicas_one_runs_a_backfill_and_the_other_finishes_it_w
             replica.start()
         for replica in replicas.values():
             await replica.wait_ready()
-        backfill_id = await start_backfill(replicas["a"])
+        backfill_id = await start_backfill(replicas["a"], broker, topic)
         await wait_until(
             lambda: any(len(s.calls) >= EVENTS // 3 for s in stubs.values()),
             what="one replica to run a third of it",

@@ -51,13 +51,14 @@ async def test_more_running_backfills_than_allowed_are_refused(
 ) -> None:
     await store.create_backfill(backfill(1), max_running=2)
     await store.create_backfill(backfill(2), max_running=2)
-    with pytest.raises(TooManyBackfills, match="backfill.max_running"):
+    with pytest.raises(TooManyBackfills, match=r"backfill\.max_running"):
         await store.create_backfill(backfill(3), max_running=2)
     await store.cancel_backfill("backfill-1", T0)
     await store.create_backfill(backfill(3), max_running=2)
     listed = await store.list_backfills(limit=10)
     assert [b.id for b in listed] == ["backfill-3", "backfill-2", "backfill-1"]
-    assert listed[2].status is BackfillStatus.CANCELLED and listed[2].finished_at == T0
+    assert listed[2].status is BackfillStatus.CANCELLED
+    assert listed[2].finished_at == T0
     assert listed[0] == backfill(3)
     with pytest.raises(NotFoundError):
         await store.get_backfill("nope")
@@ -69,7 +70,8 @@ async def test_one_replica_holds_a_lease_until_it_expires_or_is_released(
     await store.create_backfill(backfill(1), max_running=5)
     claimed = await store.claim_backfill("a:1", T0, T0 + LEASE, [])
     assert claimed is not None
-    assert claimed[0].owner == "a:1" and claimed[1] == {}
+    assert claimed[0].owner == "a:1"
+    assert claimed[1] == {}
     # Held: nobody else gets it, and the holder skips what it already runs.
     assert await store.claim_backfill("b:1", T0 + timedelta(seconds=10), T0 + LEASE, []) is None
     assert await store.claim_backfill("a:1", T0, T0 + LEASE, ["backfill-1"]) is None
@@ -81,7 +83,8 @@ async def test_one_replica_holds_a_lease_until_it_expires_or_is_released(
     # Expired: another replica takes it over, with the saved positions and counts.
     taken = await store.claim_backfill("b:1", T0 + 2 * LEASE + timedelta(seconds=1), T0, [])
     assert taken is not None
-    assert taken[1] == positions and taken[0].counts == Counts(scanned=3)
+    assert taken[1] == positions
+    assert taken[0].counts == Counts(scanned=3)
     assert taken[0].owner == "b:1"
     assert not await store.renew_backfill_lease("backfill-1", "a:1", T0 + 3 * LEASE)
     # A release lets anyone claim it at once; its own holder after a restart also may.
@@ -97,7 +100,8 @@ async def test_a_finished_or_cancelled_backfill_is_never_claimed_and_cancel_wins
     await store.create_backfill(backfill(1), max_running=5)
     await store.create_backfill(backfill(2), max_running=5)
     first = await store.claim_backfill("a:1", T0, T0 + LEASE, [])
-    assert first is not None and first[0].id == "backfill-1"  # the oldest first
+    assert first is not None
+    assert first[0].id == "backfill-1"
     cancelled = await store.cancel_backfill("backfill-1", T0 + timedelta(seconds=5))
     assert cancelled.status is BackfillStatus.CANCELLED
     assert not await store.renew_backfill_lease("backfill-1", "a:1", T0 + LEASE)
@@ -111,12 +115,14 @@ async def test_a_finished_or_cancelled_backfill_is_never_claimed_and_cancel_wins
         None,
     )
     second = await store.claim_backfill("a:1", T0, T0 + LEASE, [])
-    assert second is not None and second[0].id == "backfill-2"
+    assert second is not None
+    assert second[0].id == "backfill-2"
     assert await store.finish_backfill(_with_counts(1, "backfill-2"), {}, "b:1") is None
     done = await store.finish_backfill(
         _with_counts(1, "backfill-2", status=BackfillStatus.FAILED, error="boom"), {}, "a:1"
     )
-    assert done is not None and (done.status, done.error) == (BackfillStatus.FAILED, "boom")
+    assert done is not None
+    assert (done.status, done.error) == (BackfillStatus.FAILED, "boom")
     assert done.finished_at == T0 + timedelta(hours=2)
     assert await store.claim_backfill("z:1", T0 + 10 * LEASE, T0 + 11 * LEASE, []) is None
     unchanged = await store.cancel_backfill("backfill-2", T0)

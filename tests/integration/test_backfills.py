@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from aiokafka import AIOKafkaProducer
 
 from trigger_daemon.app import Daemon
@@ -21,6 +23,7 @@ from trigger_daemon.devtools.broker import TansuBroker
 from trigger_daemon.devtools.stub_orchestration import StubCall, StubOrchestration
 
 from .conftest import committed_offset, daemon_settings, in_process, wait_until
+from .test_cli import run_cli
 
 BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 TRIGGER = {
@@ -51,7 +54,9 @@ def history(count: int, first_second: int = 0) -> list[tuple[int, bytes, bytes]]
     ]
 
 
-async def produce_stamped(bootstrap: str, topic: str, records: list[tuple[int, bytes, bytes]]) -> None:
+async def produce_stamped(
+    bootstrap: str, topic: str, records: list[tuple[int, bytes, bytes]]
+) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
@@ -93,6 +98,22 @@ def txids(calls: list[StubCall]) -> list[int]:
     return [int(call.body["txid"]) for call in calls]
 
 
+async def create_trigger_after_live(
+    api: httpx.AsyncClient, broker: TansuBroker, settings: dict[str, Any], topic: str, count: int
+) -> str:
+    """Once the live pipeline has passed the `count` records of `topic` (with no trigger:
+    nothing ran), create TRIGGER; its id. Only a backfill runs it over those records."""
+    group = settings["kafka"]["group_id"]
+
+    async def consumed() -> bool:
+        return await committed_offset(broker.bootstrap_servers, group, topic) == count
+
+    await wait_until(consumed, what="the live pipeline to pass the history")
+    created = await api.post("/v2/triggers", json=TRIGGER)
+    assert created.status_code == 201, created.text
+    return str(created.json()["data"]["id"])
+
+
 async def test_a_backfill_runs_each_match_of_the_window_once_in_key_order_and_again_nothing(
     broker: TansuBroker, stub: StubOrchestration, topic: str, tmp_path: Path
 ) -> None:
@@ -100,16 +121,7 @@ async def test_a_backfill_runs_each_match_of_the_window_once_in_key_order_and_ag
     await produce_stamped(broker.bootstrap_servers, topic, records)
     settings = daemon_settings(broker, topic, stub.url, f"sqlite:///{tmp_path}/store.db")
     async with running_daemon(settings) as api:
-        # Live reads them all first, with no trigger: nothing runs.
-        group = settings["kafka"]["group_id"]
-
-        async def consumed() -> bool:
-            return await committed_offset(broker.bootstrap_servers, group, topic) == len(records)
-
-        await wait_until(consumed, what="the live pipeline to pass the history")
-        created = await api.post("/v2/triggers", json=TRIGGER)
-        assert created.status_code == 201, created.text
-        trigger_id = created.json()["data"]["id"]
+        trigger_id = await create_trigger_after_live(api, broker, settings, topic, len(records))
         # The window: seconds 5 to 24 of the history.
         window = {
             "triggerID": trigger_id,
@@ -144,11 +156,16 @@ async def test_a_backfill_runs_each_match_of_the_window_once_in_key_order_and_ag
         "failed": 0,
     }
     assert first["progress"]["read"] >= 20
-    assert first["finishedAt"] and "owner" not in first
+    assert first["finishedAt"]
+    assert "owner" not in first
     # The second backfill of the same window runs nothing: every event already occurred.
     assert stub.calls == calls_after_first
     assert second["status"] == "succeeded", second
-    assert (second["matched"], second["ran"], second["skipped"]) == (len(expected), 0, len(expected))
+    assert (second["matched"], second["ran"], second["skipped"]) == (
+        len(expected),
+        0,
+        len(expected),
+    )
     assert [b["id"] for b in listed] == [second["id"], first["id"]]
 
 
@@ -167,9 +184,7 @@ async def test_a_backfill_overlapping_live_processing_calls_each_event_once(
             (int(now.timestamp() * 1000), f"k{n % 4}".encode(), deposit(n, 5000))
             for n in range(200)
         ]
-        producing = asyncio.create_task(
-            produce_stamped(broker.bootstrap_servers, topic, records)
-        )
+        producing = asyncio.create_task(produce_stamped(broker.bootstrap_servers, topic, records))
         await asyncio.sleep(0.2)
         answer = await api.post(
             "/v2/backfills", json={"triggerID": trigger_id, "since": "1m", "until": "-0s"}
@@ -188,3 +203,31 @@ async def test_a_backfill_overlapping_live_processing_calls_each_event_once(
     assert [key for key, count in keys.items() if count > 1] == []
     assert result["status"] == "succeeded"
     assert result["ran"] + result["skipped"] == result["matched"] == 200
+
+
+async def test_the_command_starts_one_through_the_daemon_and_follows_it_to_its_end(
+    broker: TansuBroker, stub: StubOrchestration, topic: str, tmp_path: Path
+) -> None:
+    records = history(12)
+    await produce_stamped(broker.bootstrap_servers, topic, records)
+    settings = daemon_settings(broker, topic, stub.url, f"sqlite:///{tmp_path}/store.db")
+    config = tmp_path / "daemon.yaml"
+    async with running_daemon(settings) as api:
+        trigger_id = await create_trigger_after_live(api, broker, settings, topic, len(records))
+        port = api.base_url.port
+        assert port is not None
+        config.write_text(yaml.safe_dump(settings | {"api": {"port": port}}))
+        done = await asyncio.to_thread(
+            run_cli, "backfill", "--config", str(config), "--trigger", trigger_id,
+            "--since", BASE.isoformat(), "--wait",
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["status"], result["matched"], result["ran"]) == ("succeeded", 8, 8)
+    assert "backfill 12 / 12 records (100%), matched 8, ran 8" in done.stderr
+    assert sorted(txids(stub.calls)) == [n for n in range(12) if n % 3 != 2]
+
+    # No daemon: the command says backfills run inside one.
+    gone = run_cli("backfill", "--config", str(config), "--trigger", "x", "--since", "1h")
+    assert gone.returncode == 1
+    assert "start it (trigger-daemon run)" in gone.stderr

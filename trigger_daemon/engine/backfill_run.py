@@ -67,6 +67,7 @@ class HistorySource:
         self._tally = tally
         self._save = save
         self._chunks: AsyncGenerator[HistoryChunk, None] | None = None
+        self._next: asyncio.Future[HistoryChunk] | None = None
         self._read_before_open = 0
         self._paused = False
         self.exhausted = False
@@ -83,8 +84,16 @@ class HistorySource:
         if self._chunks is None:
             self._chunks = self._history.read(self._topics, self._window, self._read_from)
             self._read_before_open = self._tally.durable.read + self._tally.read
+        if self._next is None:
+            self._next = asyncio.ensure_future(anext(self._chunks))
+        # Waited for, never cancelled on timeout (that would end the read): the pipeline
+        # gets control back to see a stop even while the broker is slow to answer.
+        await asyncio.wait({self._next}, timeout=timeout_seconds)
+        if not self._next.done():
+            return {}
+        next_chunk, self._next = self._next, None
         try:
-            chunk = await anext(self._chunks)
+            chunk = next_chunk.result()
         except StopAsyncIteration:
             await self.close()
             self.exhausted = True
@@ -124,6 +133,10 @@ class HistorySource:
             self.lost.set()
 
     async def close(self) -> None:
+        pending, self._next = self._next, None
+        if pending is not None:
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
         chunks, self._chunks = self._chunks, None
         if chunks is not None:
             await chunks.aclose()

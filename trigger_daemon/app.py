@@ -2,10 +2,10 @@
 
 The only module that knows all adapters. Start order: store (migrations), YAML triggers
 reconciled, orchestration client, the API (listening), Kafka; then the long-running parts
-(pipeline, API server, trigger refresh, trigger reload) run side by side under one supervisor
-(`lifecycle.supervise`). Stop order is the reverse: the pipeline finishes the records in hand
-and commits, the consumer leaves its group, the API stops, clients close. A part that dies
-stops the daemon the same way, and `run` raises PartFailed.
+(pipeline, API server, trigger refresh, trigger reload, backfills) run side by side under one
+supervisor (`lifecycle.supervise`). Stop order is the reverse: the pipeline finishes the
+records in hand and commits, the consumer leaves its group, the API stops, clients close. A
+part that dies stops the daemon the same way, and `run` raises PartFailed.
 """
 
 from __future__ import annotations

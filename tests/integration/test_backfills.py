@@ -231,3 +231,53 @@ async def test_the_command_starts_one_through_the_daemon_and_follows_it_to_its_e
     gone = run_cli("backfill", "--config", str(config), "--trigger", "x", "--since", "1h")
     assert gone.returncode == 1
     assert "start it (trigger-daemon run)" in gone.stderr
+
+
+async def test_bad_requests_name_the_field_and_more_than_allowed_are_refused_until_cancelled(
+    broker: TansuBroker, stub: StubOrchestration, topic: str, tmp_path: Path
+) -> None:
+    records = history(9)
+    await produce_stamped(broker.bootstrap_servers, topic, records)
+    settings = daemon_settings(
+        broker, topic, stub.url, f"sqlite:///{tmp_path}/store.db", backfill={"max_running": 1}
+    )
+    stub.delay_seconds = 1.0  # the first backfill runs for seconds
+    async with running_daemon(settings) as api:
+        trigger_id = await create_trigger_after_live(api, broker, settings, topic, len(records))
+        cases: list[tuple[dict[str, Any], int, str, str]] = [
+            ({"triggerID": trigger_id}, 400, "VALIDATION", "since: Field required"),
+            ({"triggerID": trigger_id, "since": "yesterday"}, 400, "VALIDATION", "since: 'yest"),
+            ({"triggerID": trigger_id, "since": "1h", "until": "2h"}, 400, "VALIDATION", "earlier"),
+            (
+                {"triggerID": trigger_id, "since": "1h", "topics": ["x"]},
+                400,
+                "VALIDATION",
+                "topics",
+            ),
+            ({"since": "1h"}, 400, "VALIDATION", "triggerID: Field required"),
+            ({"triggerID": "missing", "since": "1h"}, 404, "NOT_FOUND", "missing"),
+        ]
+        for body, status, code, fragment in cases:
+            answer = await api.post("/v2/backfills", json=body)
+            assert answer.status_code == status, (body, answer.text)
+            assert answer.json()["errorCode"] == code
+            assert fragment in answer.json()["errorMessage"], (body, answer.text)
+        body = {"triggerID": trigger_id, "since": BASE.isoformat()}
+        first = await api.post("/v2/backfills", json=body)
+        assert first.status_code == 202, first.text
+        refused = await api.post("/v2/backfills", json=body)
+        assert refused.status_code == 429
+        assert refused.json()["errorCode"] == "VALIDATION"
+        assert "backfill.max_running" in refused.json()["errorMessage"]
+        first_id = first.json()["data"]["id"]
+        cancelled = await api.delete(f"/v2/backfills/{first_id}")
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["data"]["status"] == "cancelled"
+        ended = await finished(api, first_id)
+        again = await api.post("/v2/backfills", json=body)
+        assert again.status_code == 202, again.text
+        assert (await api.get("/v2/backfills/unknown")).status_code == 404
+        document = (await api.get("/openapi.json")).json()
+    assert ended["status"] == "cancelled"
+    assert ended["ran"] < 6
+    assert {"/v2/backfills", "/v2/backfills/{backfillID}"} <= set(document["paths"])

@@ -80,21 +80,22 @@ async def cancel(conn: AsyncConnection, backfill_id: str, at: datetime) -> Backf
     return await by_id(conn, backfill_id)
 
 
-async def claim(
-    conn: AsyncConnection, owner: str, now: datetime, expires_at: datetime, skip: Sequence[str]
-) -> tuple[Backfill, Positions] | None:
-    claimable = and_(
-        backfills.c.status == _RUNNING,
-        or_(
-            backfills.c.owner.is_(None),
-            backfills.c.owner == owner,
-            backfills.c.lease_expires_at < now,
-        ),
-    )
-    query = select(backfills.c.id).where(claimable).order_by(backfills.c.started_at)
+async def claimable(
+    conn: AsyncConnection, owner: str, now: datetime, skip: Sequence[str]
+) -> list[str]:
+    """The ids of a few backfills `owner` may claim, oldest first: a read, so replicas with
+    nothing to claim (nearly always) poll without taking a write lock."""
+    query = select(backfills.c.id).where(_claimable(owner, now)).order_by(backfills.c.started_at)
     if skip:
         query = query.where(backfills.c.id.not_in(list(skip)))
-    candidates = list((await conn.execute(query.limit(5))).scalars())
+    return list((await conn.execute(query.limit(5))).scalars())
+
+
+async def claim(
+    conn: AsyncConnection, owner: str, now: datetime, expires_at: datetime, candidates: list[str]
+) -> tuple[Backfill, Positions] | None:
+    """Take the first of `candidates` still claimable (another replica may have been first)."""
+    claimable = _claimable(owner, now)
     for candidate in candidates:
         taken = await conn.execute(
             update(backfills)
@@ -169,6 +170,17 @@ async def finish(
     if not ended.rowcount:
         return None
     return await by_id(conn, backfill.id)
+
+
+def _claimable(owner: str, now: datetime) -> Any:
+    return and_(
+        backfills.c.status == _RUNNING,
+        or_(
+            backfills.c.owner.is_(None),
+            backfills.c.owner == owner,
+            backfills.c.lease_expires_at < now,
+        ),
+    )
 
 
 def _held(backfill_id: str, owner: str) -> Any:

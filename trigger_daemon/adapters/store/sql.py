@@ -261,8 +261,12 @@ class SqlStore:
     async def claim_backfill(
         self, owner: str, now: datetime, expires_at: datetime, skip: Sequence[str]
     ) -> tuple[Backfill, Positions] | None:
+        async with self._reading("find backfills to claim") as conn:
+            candidates = await backfills.claimable(conn, owner, now, skip)
+        if not candidates:
+            return None
         async with self._writing("claim backfill") as conn:
-            return await backfills.claim(conn, owner, now, expires_at, skip)
+            return await backfills.claim(conn, owner, now, expires_at, candidates)
 
     async def renew_backfill_lease(
         self, backfill_id: str, owner: str, expires_at: datetime

@@ -14,6 +14,7 @@ measurement has its own topic, daemon (`trigger-daemon run`, SQLite store) and g
 
     .venv/bin/python bench/backfill_beside_live.py                  # about a minute
     .venv/bin/python bench/backfill_beside_live.py --live 400000 --history 50000
+    .venv/bin/python bench/backfill_beside_live.py --backfill-in-flight 32
 
 Each measurement stops after --max-seconds (marked `partial`).
 """
@@ -70,6 +71,7 @@ async def measure(
         stub_url=stub_url,
         triggers=[],
     )
+    daemon._config["backfill"] = {"max_in_flight": args.backfill_in_flight}
     api = f"http://127.0.0.1:{daemon._config['api']['port']}"
     async with bench.CommitWatcher(broker.bootstrap_servers, daemon.group_id, topic) as watcher:
         async with bench.running(daemon, None), httpx.AsyncClient(base_url=api) as client:
@@ -141,5 +143,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--live", type=int, default=200_000, help="live records per run")
     parser.add_argument("--history", type=int, default=20_000, help="events to backfill")
+    parser.add_argument(
+        "--backfill-in-flight", type=int, default=256, help="backfill.max_in_flight"
+    )
     parser.add_argument("--max-seconds", type=float, default=60.0)
     asyncio.run(main(parser.parse_args()))

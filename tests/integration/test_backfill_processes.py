@@ -91,7 +91,7 @@ async def test_a_backfill_killed_midway_resumes_after_restart_and_loses_nothing(
     broker: TansuBroker, stub: StubOrchestration, topic: str, tmp_path: Path
 ) -> None:
     await produce_stamped(broker.bootstrap_servers, topic, history())
-    stub.delay_seconds = 0.05  # about 3 s of calls per key: time to kill it midway
+    stub.delay_seconds = 0.06  # about 4 s of calls per key: time to stop it twice midway
     daemon = DaemonProcess(tmp_path, config(broker, topic, stub, f"sqlite:///{tmp_path}/s.db"))
     try:
         daemon.start()
@@ -105,6 +105,14 @@ async def test_a_backfill_killed_midway_resumes_after_restart_and_loses_nothing(
         await daemon.wait_ready()
         await wait_until(lambda: len(stub.calls) > called_before, what="the resumed calls")
         resumed_after = time.monotonic() - killed_at
+        # SIGTERM midway: the records in hand finish, the position is saved, the lease let go.
+        await wait_until(lambda: len(stub.calls) >= EVENTS // 2, what="half the calls")
+        terminated_at = time.monotonic()
+        assert await daemon.terminate(within_seconds=15) == 0
+        stopped_in = time.monotonic() - terminated_at
+        [released] = daemon.events("backfill.released")
+        daemon.start()
+        await daemon.wait_ready()
         result = await wait_finished(daemon, backfill_id)
         claims = daemon.events("backfill.claimed")
     finally:
@@ -117,12 +125,16 @@ async def test_a_backfill_killed_midway_resumes_after_restart_and_loses_nothing(
     assert result["status"] == "succeeded", result
     assert result["matched"] == EVENTS
     assert result["ran"] + result["skipped"] == EVENTS
-    assert len(claims) == 2, claims
+    assert len(claims) == 3, claims
     assert claims[1]["positions"], claims  # resumed from a saved position
+    assert released["saved"]
+    assert claims[2]["positions"] == released["positions"]
+    assert stopped_in < 5 + 3  # the grace period, and the rest of the stop
     print(
         f"\ncrash-resume: {called_before} calls before SIGKILL, first call after restart "
         f"{resumed_after:.1f} s after the kill, resumed at {claims[1]['positions']}, "
-        f"repeated keys {len(repeated)}, final {result}"
+        f"repeated keys {len(repeated)}, SIGTERM stopped it in {stopped_in:.1f} s, "
+        f"final {result}"
     )
 
 

@@ -201,6 +201,8 @@ class BackfillRunner:
                 end = (BackfillStatus.CANCELLED, None)
         except NotFoundError:
             end = (BackfillStatus.FAILED, f"trigger {backfill.trigger_id} no longer exists")
+        except StoreError as exc:  # reading the trigger: released, and claimed again later
+            log.warning("backfill.start_failed", backfill_id=backfill.id, error=str(exc))
         except Exception as exc:
             log.exception("backfill.crashed", backfill_id=backfill.id)
             end = (BackfillStatus.FAILED, f"{type(exc).__name__}: {exc}")

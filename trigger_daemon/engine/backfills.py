@@ -1,9 +1,10 @@
 """Backfills: starting them (the API), and running them (a supervised part of the daemon).
 
 A backfill is a row in the store from the moment it is asked for; nothing about it lives only
-in a process. `Backfills.run` is the daemon's part that runs them: it claims running backfills
-whose lease is free (`BackfillStore.claim_backfill`), at most `max_running` at once, and runs
-each (`backfill_run`) while renewing its lease every `lease / 3`. So:
+in a process. `Backfills` is what the API asks (start, read, list, cancel); `BackfillRunner.run`
+is the daemon's part that runs them: it claims running backfills whose lease is free
+(`BackfillStore.claim_backfill`), at most `max_running` at once, and runs each
+(`backfill_run`) while renewing its lease every `lease / 3`. So:
 
 - One replica at a time runs a backfill: the one holding its lease. A replica that dies stops
   renewing; another claims it once the lease has expired (within `lease` plus one claim poll),

@@ -7,8 +7,9 @@ one in the foreground (the `backtest` command). A run reads its window through `
 and asks the store in batches which matched events already have an occurrence of the trigger.
 It calls no workflow, writes no occurrence and publishes nothing.
 
-A run gives the event loop back every `YIELD_EVERY` records, so the live pipeline on the same
-loop keeps its pace (bench/backtest_beside_live.py measures it). Running backtests live in
+A run gives the event loop back every `YIELD_EVERY` records and, while the live pipeline has
+work, keeps to a quarter of the loop (`engine.background`), so live events keep most of their
+pace (bench/backtest_beside_live.py measures it). Running backtests live in
 this process only: a restart forgets them. Finished ones are saved in the store, where any
 replica finds them, and removed `keep_finished` after they finished.
 """
@@ -33,12 +34,13 @@ from trigger_daemon.core.backtests import (
     TooManyBacktests,
 )
 from trigger_daemon.core.windows import Window
+from trigger_daemon.engine.background import BackgroundShare
 from trigger_daemon.errors import ExternalError
 from trigger_daemon.ports import BacktestStore, History, SourceRecord
 
 log = structlog.get_logger(__name__)
 
-YIELD_EVERY = 64  # records evaluated between two turns given back to the event loop
+YIELD_EVERY = 16  # records evaluated between two turns given back to the event loop
 OCCURRED_BATCH = 400  # matched event ids asked about in one store read
 MAX_LISTED = 100
 
@@ -50,6 +52,7 @@ class _Run:
     backtest: Backtest  # as started; the tally holds the counts
     request: BacktestRequest
     tally: BacktestTally
+    share: BackgroundShare = field(default_factory=BackgroundShare)
     task: asyncio.Task[Backtest] | None = None
     cancel_requested: bool = False
     pending_ids: list[str] = field(default_factory=list)
@@ -208,8 +211,8 @@ class Backtests:
             if identity is not None and trigger_id is not None:
                 run.pending_ids.append(identity)
             if position % YIELD_EVERY == 0:
-                await asyncio.sleep(0)
-        await asyncio.sleep(0)
+                await run.share.pause()
+        await run.share.pause()
         if len(run.pending_ids) >= OCCURRED_BATCH:
             await self._count_already_occurred(run)
 

@@ -27,6 +27,7 @@ from trigger_daemon.core.triggers import (
     yaml_trigger_id,
 )
 from trigger_daemon.errors import ConflictError, NotFoundError, StoreError
+from trigger_daemon.observability import metrics
 from trigger_daemon.ports import ReconcileResult, Store
 
 log = structlog.get_logger(__name__)
@@ -66,10 +67,16 @@ class TriggerCatalog:
             # Read before the list: a change committed in between is seen again next poll.
             revision = await self._store.triggers_revision()
             triggers = await self._store.list_triggers()
-            compiled = {trigger.id: self._reuse_or_compile(trigger) for trigger in triggers}
-            self._compiled = compiled
-            self._index = TriggerIndex(compiled.values())
+            # Compiling and indexing thousands of triggers takes a while: in a thread, so
+            # the event loop (the API, heartbeats, the pipeline) keeps its turns meanwhile.
+            self._compiled, self._index = await asyncio.to_thread(self._build, triggers)
             self._revision = revision
+
+    def _build(
+        self, triggers: Sequence[Trigger]
+    ) -> tuple[dict[str, CompiledTrigger], TriggerIndex]:
+        compiled = {trigger.id: self._reuse_or_compile(trigger) for trigger in triggers}
+        return compiled, TriggerIndex(compiled.values())
 
     async def refresh_if_changed(self) -> bool:
         """Rebuild the index when the store's triggers changed since the last build."""
@@ -96,7 +103,13 @@ class TriggerCatalog:
         previous = self._compiled.get(trigger.id)
         if previous is not None and previous.trigger == trigger:
             return previous
-        return compile_trigger(trigger)
+        compiled = compile_trigger(trigger)
+        expressions = [compiled.filter, *compiled.vars.values()]
+        interpreted = [e.source for e in expressions if e is not None and not e.compiled]
+        if interpreted:  # the compiler could not take them: evaluated, more slowly, interpreted
+            metrics.INTERPRETED_EXPRESSIONS.inc(len(interpreted))
+            log.warning("trigger.interpreted", trigger_id=trigger.id, expressions=interpreted)
+        return compiled
 
     @staticmethod
     def compile_definition(definition: TriggerDefinition) -> CompiledTrigger:

@@ -6,8 +6,9 @@ prefix) over two adapters:
 - `HistorySource`, a `ports.Source` over `ports.History`: each fetch is the next chunk of the
   window; its commits are the backfill's positions, saved to the store (with the counts up to
   them) at most every `SAVE_INTERVAL_SECONDS`, and once more when the run stops. A broker
-  error reopens the read where it stopped. It never revokes: the lease, not a consumer group,
-  decides who runs the backfill.
+  error reopens the read where it stopped. Between two chunks it keeps to a share of a busy
+  event loop (`background.BackgroundShare`), so the live pipeline keeps most of its pace. It
+  never revokes: the lease, not a consumer group, decides who runs the backfill.
 - `BackfillRecords`, the pipeline's handler: its triage matches only the backfill's trigger
   (and leaves unprocessable records alone: they were dead-lettered when first consumed); its
   handling is the live `RecordHandler.handle`, so each match takes the live occurrence path
@@ -34,6 +35,7 @@ from trigger_daemon.core.matching import TriggerIndex
 from trigger_daemon.core.occurrences import OccurrenceStatus
 from trigger_daemon.core.triggers import CompiledTrigger
 from trigger_daemon.core.windows import Window
+from trigger_daemon.engine.background import BackgroundShare
 from trigger_daemon.engine.records import RecordHandler, TriagedRecord
 from trigger_daemon.errors import BrokerError, StoreError
 from trigger_daemon.ports import History, HistoryChunk, SourceRecord
@@ -68,6 +70,7 @@ class HistorySource:
         self._save = save
         self._chunks: AsyncGenerator[HistoryChunk, None] | None = None
         self._next: asyncio.Future[HistoryChunk] | None = None
+        self._share = BackgroundShare()
         self._read_before_open = 0
         self._paused = False
         self.exhausted = False
@@ -81,6 +84,9 @@ class HistorySource:
         if self.exhausted or self._paused:
             await asyncio.sleep(min(timeout_seconds, _IDLE_FETCH_SECONDS))
             return {}
+        # Between two chunks: while the live pipeline is busy, reading (and so the records
+        # handed to the calls) keeps to a share of the event loop.
+        await self._share.pause()
         if self._chunks is None:
             self._chunks = self._history.read(self._topics, self._window, self._read_from)
             self._read_before_open = self._tally.durable.read + self._tally.read

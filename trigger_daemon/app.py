@@ -2,16 +2,17 @@
 
 The only module that knows all adapters. Start order: store (migrations), YAML triggers
 reconciled, orchestration client, the API (listening), Kafka; then the long-running parts
-(pipeline, API server, trigger refresh, trigger reload) run side by side under one supervisor
-(`lifecycle.supervise`). Stop order is the reverse: the pipeline finishes the records in hand
-and commits, the consumer leaves its group, the API stops, clients close. A part that dies
-stops the daemon the same way, and `run` raises PartFailed.
+(pipeline, API server, trigger refresh, trigger reload, backfills) run side by side under one
+supervisor (`lifecycle.supervise`). Stop order is the reverse: the pipeline finishes the
+records in hand and commits, the consumer leaves its group, the API stops, clients close. A
+part that dies stops the daemon the same way, and `run` raises PartFailed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import socket
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import asdict
@@ -31,6 +32,7 @@ from trigger_daemon.adapters.api import (
     StaticTokens,
     create_api,
 )
+from trigger_daemon.adapters.api.backfills import BackfillHandlers
 from trigger_daemon.adapters.api.backtests import BacktestHandlers
 from trigger_daemon.adapters.api.schemas import TriggerTest
 from trigger_daemon.adapters.kafka import (
@@ -52,6 +54,7 @@ from trigger_daemon.config import ApiAuthSettings, LoadedConfig, Settings
 from trigger_daemon.core.backtests import Backtest, BacktestRequest
 from trigger_daemon.core.occurrences import Occurrence
 from trigger_daemon.core.rehearsal import TriggerTestReport
+from trigger_daemon.engine.backfills import BackfillLimits, BackfillRunner, Backfills
 from trigger_daemon.engine.backtests import Backtests, Progress
 from trigger_daemon.engine.calls import WorkflowCaller
 from trigger_daemon.engine.flow_control import FlowControl
@@ -118,14 +121,15 @@ class Daemon:
             caller = self._caller(api)
             runner = OccurrenceRunner(store, caller, outcome_events, tracing)
             redrive = Redrive(catalog, store, runner)
+            handler = RecordHandler(catalog, store, runner, dead_letters, tracing)
+            backfills = self._backfill_runner(store, catalog, handler, caller)
             # Listening before Kafka: a busy port fails the start before the group is joined
             # (no rebalance of the running replicas), and /healthz answers from the start.
             api_server = await self._start_api(
-                stack, catalog, store, caller, redrive, source, broker
+                stack, catalog, store, caller, redrive, source, broker, backfills
             )
             await stack.enter_async_context(publisher)
             await stack.enter_async_context(source)
-            handler = RecordHandler(catalog, store, runner, dead_letters, tracing)
             pipeline = Pipeline(
                 source,
                 handler,
@@ -160,6 +164,7 @@ class Daemon:
                     # YAML triggers edited on disk, or re-read on SIGHUP, apply without a restart.
                     Part("trigger reload", reloader.watch),
                     Part("event loop watch", watch_loop_lag),
+                    Part("backfills", backfills.run),
                 ],
                 stop,
                 self.settings.shutdown_grace_seconds,
@@ -215,6 +220,26 @@ class Daemon:
         )
         stack.push_async_callback(backtests.close)  # running ones are forgotten
         return backtests
+
+    def _backfill_runner(
+        self,
+        store: SqlStore,
+        catalog: TriggerCatalog,
+        records: RecordHandler,
+        caller: WorkflowCaller,
+    ) -> BackfillRunner:
+        """Backfills run through the live record handler and the one `caller`: the same
+        occurrence path, and one rate limit and concurrency cap per trigger for both."""
+        return BackfillRunner(
+            store,
+            KafkaHistory(self._kafka_connection()),
+            _backfill_limits(self.settings),
+            catalog=catalog,
+            trigger_store=store,
+            records=records,
+            must_pause=lambda: caller.breaker.is_open,
+            ordering_key=self.settings.pipeline.ordering_expression(),
+        )
 
     async def _open_store(self, stack: AsyncExitStack) -> SqlStore:
         settings = self.settings.store
@@ -297,6 +322,7 @@ class Daemon:
         redrive: Redrive,
         source: Source,
         broker: BrokerWatch,
+        backfill_runner: BackfillRunner,
     ) -> ApiServer:
         """The API, serving until the stack closes: after the pipeline has drained."""
 
@@ -329,13 +355,36 @@ class Daemon:
             backtests=BacktestHandlers(
                 self._backtests(stack, store), catalog, store, self.settings.kafka.topics
             ),
+            backfills=BackfillHandlers(
+                Backfills(
+                    store,
+                    KafkaHistory(self._kafka_connection()),
+                    _backfill_limits(self.settings),
+                    backfill_runner,
+                ),
+                catalog,
+                store,
+                self.settings.kafka.topics,
+            ),
         )
         server = ApiServer(app, host=api.host, port=api.port)
         stack.push_async_callback(server.close)
         port = await server.start()
         self.api_url = f"http://{api.host}:{port}"
+        # Host and bound port: no two live processes share both, and a daemon restarted on
+        # the same host and port takes its own backfills back at once.
+        backfill_runner.owner = f"{socket.gethostname()}:{port}"
         self._api_started.set()
         return server
+
+
+def _backfill_limits(settings: Settings) -> BackfillLimits:
+    backfill = settings.backfill
+    return BackfillLimits(
+        max_running=backfill.max_running,
+        lease=timedelta(seconds=backfill.lease_seconds),
+        max_in_flight=backfill.max_in_flight,
+    )
 
 
 def _tune_garbage_collection() -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from trigger_daemon import __version__, backtest_command
+from trigger_daemon import __version__, backfill_command, backtest_command
 from trigger_daemon.config import (
     CONFIG_PATH_ENV,
     LoadedConfig,
@@ -140,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     retry.set_defaults(command=_retry_failed)
 
     backtest_command.add_parser(commands, config_option)
+    backfill_command.add_parser(commands, config_option)
 
     demo = commands.add_parser(
         "demo",

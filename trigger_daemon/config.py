@@ -305,6 +305,18 @@ class BacktestSettings(_Section):
     keep_finished_hours: float = Field(24.0, gt=0, le=24 * 365)
 
 
+class BackfillSettings(_Section):
+    # Backfills running at once, counted over every replica sharing the store; more are
+    # refused (429). Each has its own consumer outside the group and its own records in hand.
+    max_running: int = Field(2, ge=1, le=64)
+    # A replica holding a backfill renews its lease every third of this; when it dies,
+    # another takes the backfill over once the lease has expired (plus a claim poll, 1 s).
+    lease_seconds: float = Field(15.0, ge=3, le=300)
+    # A backfill's records in hand (as pipeline.max_in_flight): bounds its calls in flight,
+    # and so its share of the orchestration API beside the live pipeline.
+    max_in_flight: int = Field(256, ge=1, le=100_000)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid"
@@ -317,6 +329,7 @@ class Settings(BaseSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     backtest: BacktestSettings = Field(default_factory=BacktestSettings)
+    backfill: BackfillSettings = Field(default_factory=BackfillSettings)
     shutdown_grace_seconds: float = Field(30.0, ge=0)
     # Raw here; validated by load_yaml_triggers so messages can name the trigger.
     triggers: list[Any] = Field(default_factory=list)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
+from trigger_daemon.core.backfills import Backfill, Positions
 from trigger_daemon.core.backtests import Backtest
 from trigger_daemon.core.occurrences import (
     NewOccurrence,
@@ -232,9 +233,15 @@ class History(Protocol):
         """The names in `topics` that the cluster does not have."""
         ...
 
-    def read(self, topics: Sequence[str], window: Window) -> AsyncGenerator[HistoryChunk, None]:
+    def read(
+        self,
+        topics: Sequence[str],
+        window: Window,
+        start: Mapping[tuple[str, int], int] | None = None,
+    ) -> AsyncGenerator[HistoryChunk, None]:
         """Every record stamped inside `window`, up to the end offsets taken as it starts;
-        a partition ends at its first record stamped at or after the window's end."""
+        a partition ends at its first record stamped at or after the window's end. A
+        partition in `start` is read from that offset on (a resumed backfill)."""
         ...
 
 
@@ -260,4 +267,55 @@ class BacktestStore(Protocol):
 
     async def occurred_event_ids(self, trigger_id: str, event_ids: Sequence[str]) -> set[str]:
         """Those of `event_ids` that have an occurrence of `trigger_id`, whatever its status."""
+        ...
+
+
+class BackfillStore(Protocol):
+    """Backfills, their saved positions and their leases (module engine/backfills.py says
+    how they are used). `owner` names a replica; a write of one that does not hold the
+    lease changes nothing and answers False (or None)."""
+
+    async def create_backfill(self, backfill: Backfill, *, max_running: int) -> None:
+        """Insert a running one; TooManyBackfills when `max_running` are running already."""
+        ...
+
+    async def get_backfill(self, backfill_id: str) -> Backfill:
+        """NotFoundError when it is not stored."""
+        ...
+
+    async def list_backfills(self, *, limit: int) -> list[Backfill]:
+        """The most recently started first."""
+        ...
+
+    async def cancel_backfill(self, backfill_id: str, at: datetime) -> Backfill:
+        """Mark a running one cancelled (its holder stops when it next renews its lease);
+        a finished one is returned as it is. NotFoundError when it is not stored."""
+        ...
+
+    async def claim_backfill(
+        self, owner: str, now: datetime, expires_at: datetime, skip: Sequence[str]
+    ) -> tuple[Backfill, Positions] | None:
+        """Take the lease of the oldest running backfill not in `skip` whose lease is free,
+        expired before `now`, or already `owner`'s; with its saved positions."""
+        ...
+
+    async def renew_backfill_lease(
+        self, backfill_id: str, owner: str, expires_at: datetime
+    ) -> bool:
+        """False when `owner` no longer holds it or it is no longer running."""
+        ...
+
+    async def save_backfill_progress(
+        self, backfill: Backfill, positions: Positions, owner: str, *, release: bool = False
+    ) -> bool:
+        """Save the counts and positions of a running one `owner` holds; `release` also lets
+        its lease go (any replica may claim it at once). False when it is not `owner`'s."""
+        ...
+
+    async def finish_backfill(
+        self, backfill: Backfill, positions: Positions, owner: str
+    ) -> Backfill | None:
+        """Save its final counts, status, finish time and error, and release its lease; one
+        cancelled meanwhile stays cancelled. The stored backfill, or None when it is not
+        `owner`'s."""
         ...

@@ -24,6 +24,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import structlog
 
@@ -36,7 +37,7 @@ from trigger_daemon.core.expressions import (
 )
 from trigger_daemon.core.offsets import PartitionProgress
 from trigger_daemon.core.retry import RetryPolicy, backoff_delay
-from trigger_daemon.engine.records import RecordHandler, TriagedRecord
+from trigger_daemon.engine.records import TriagedRecord
 from trigger_daemon.errors import BrokerError
 from trigger_daemon.observability import metrics
 from trigger_daemon.ports import Source, SourceRecord
@@ -56,19 +57,33 @@ Partition = tuple[str, int]
 OrderingKey = tuple[str, int, bytes | str | None]
 
 
+class Handler(Protocol):
+    """What the pipeline asks of each record: `RecordHandler`, or a backfill's."""
+
+    def triage(
+        self, record: SourceRecord, decoded: Envelope | Unprocessable
+    ) -> TriagedRecord | None: ...
+
+    async def handle(self, work: TriagedRecord) -> object: ...
+
+
 class Pipeline:
     def __init__(
         self,
         source: Source,
-        handler: RecordHandler,
+        handler: Handler,
         *,
         max_in_flight: int = 1024,
         revoke_timeout_seconds: float = 20.0,
         must_pause: Callable[[], bool] = lambda: False,
         ordering_key: Expression | None = None,
         triage_slice_seconds: float = TRIAGE_SLICE_SECONDS,
+        metered: bool = True,
     ) -> None:
+        """`metered`: False for a backfill's pipeline, which leaves the live consumer's
+        metrics (records consumed, records in flight) alone."""
         self._source = source
+        self._metered = metered
         self._triage_slice = triage_slice_seconds
         self._handler = handler
         self._max_in_flight = max_in_flight
@@ -127,7 +142,8 @@ class Pipeline:
         self._slice_ends = time.monotonic() + self._triage_slice
         for partition, records in batches.items():
             await self._dispatch_batch(partition, records)
-        metrics.IN_FLIGHT.set(self._in_flight)
+        if self._metered:
+            metrics.IN_FLIGHT.set(self._in_flight)
 
     async def _dispatch_batch(self, partition: Partition, records: Sequence[SourceRecord]) -> None:
         """Dispatch one partition's fetched records, yielding the loop after each slice of
@@ -135,7 +151,8 @@ class Pipeline:
         left, with the rest of its records, to its next owner."""
         if partition in self._revoked_during_dispatch:
             return
-        metrics.EVENTS_CONSUMED.labels(partition[0]).inc(len(records))  # labels() is slow
+        if self._metered:
+            metrics.EVENTS_CONSUMED.labels(partition[0]).inc(len(records))  # labels() is slow
         progress = self._progress.get(partition)
         if progress is None:
             progress = self._progress[partition] = PartitionProgress()

@@ -9,10 +9,11 @@ and a finished one is never run again. Scheduling and commits live in `pipeline`
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -31,6 +32,10 @@ from trigger_daemon.triggers.catalog import TriggerCatalog
 log = structlog.get_logger(__name__)
 
 WORKFLOW_FAILED_REASON = "workflow-call-failed"
+# How long an occurrence another worker began is left to it before this one runs it too: as
+# long as the runner trusts a pending occurrence without reading it back (runner.py), and
+# shorter than a restart, so an occurrence left pending by a crash is run at once.
+CONCURRENT_WAIT = timedelta(seconds=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,13 +96,14 @@ class RecordHandler:
         metrics.series(metrics.EVENTS_MATCHED, decoded.type).inc()
         return TriagedRecord(record, decoded, document, match.triggers)
 
-    async def handle(self, work: TriagedRecord) -> None:
+    async def handle(self, work: TriagedRecord) -> list[Occurrence]:
         """Take one record's work (from `triage`) to a durable outcome, or raise: then it is
-        handled again."""
+        handled again. Returns the occurrences it ran, as they ended (not those that were
+        final already)."""
         record, decoded = work.record, work.decoded
         if isinstance(decoded, Unprocessable):
             await self._dead_letter(DeadLetter(record, decoded.reason.value, decoded.detail))
-            return
+            return []
         identity = event_id(
             decoded, record.headers_map, record.topic, record.partition, record.offset
         )
@@ -112,9 +118,27 @@ class RecordHandler:
                     for c in work.triggers
                 ]
             )
-            for compiled, occurrence in zip(work.triggers, occurrences, strict=True):
+            ran = []
+            for compiled, begun in zip(work.triggers, occurrences, strict=True):
+                occurrence = begun
+                if not begun.is_final and begun.date != now:
+                    occurrence = await self._settled(begun)
                 if not occurrence.is_final:
-                    await self._run(compiled, occurrence, work.document, record)
+                    ran.append(await self._run(compiled, occurrence, work.document, record))
+            return ran
+
+    async def _settled(self, occurrence: Occurrence) -> Occurrence:
+        """An occurrence another worker began (the live pipeline and a backfill on the same
+        event, or a partition's old and new owner): while it is young, wait for that worker
+        to finish it rather than call beside it. An older one (its worker died) is run."""
+        waited = 0
+        while not occurrence.is_final:
+            if datetime.now(UTC) - occurrence.date >= CONCURRENT_WAIT:
+                break
+            waited += 1
+            await asyncio.sleep(min(0.05 * waited, 1.0))
+            occurrence = await self._store.get_occurrence(occurrence.id)
+        return occurrence
 
     async def _run(
         self,
@@ -122,7 +146,7 @@ class RecordHandler:
         occurrence: Occurrence,
         document: dict[str, Any],
         record: SourceRecord,
-    ) -> None:
+    ) -> Occurrence:
         async def dead_letter_if_exhausted(result: CallResult) -> None:
             # Before the outcome write: if this publish fails the record is handled again and
             # the still-pending occurrence retried, so the letter is never lost.
@@ -133,7 +157,7 @@ class RecordHandler:
                 await self._dead_letter(letter)
 
         traceparent = record.header("traceparent")
-        await self._runner.run(
+        return await self._runner.run(
             compiled,
             occurrence,
             document,

@@ -24,17 +24,26 @@ class ListHistory:
         return [topic for topic in topics if topic not in self.topics]
 
     async def read(
-        self, topics: Sequence[str], window: Window
+        self,
+        topics: Sequence[str],
+        window: Window,
+        start: Mapping[tuple[str, int], int] | None = None,
     ) -> AsyncGenerator[HistoryChunk, None]:
-        records = [record for topic in topics for record in self.topics[topic]]
+        resume = start or {}
+        records = [
+            record
+            for topic in topics
+            for record in self.topics[topic]
+            if record.offset >= resume.get((record.topic, record.partition), 0)
+        ]
         total = len(records)
         ended: set[tuple[str, int]] = set()
         self.reads_open += 1
         try:
-            for start in range(0, total, self._chunk_size):
+            for first in range(0, total, self._chunk_size):
                 await self.flowing.wait()
                 inside, read = [], 0
-                for record in records[start : start + self._chunk_size]:
+                for record in records[first : first + self._chunk_size]:
                     if (record.topic, record.partition) in ended:
                         continue
                     read += 1

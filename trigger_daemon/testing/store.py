@@ -13,10 +13,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from trigger_daemon.core.backfills import (
+    Backfill,
+    BackfillStatus,
+    Positions,
+    TooManyBackfills,
+)
 from trigger_daemon.core.backtests import Backtest
 from trigger_daemon.core.occurrences import (
     NewOccurrence,
@@ -28,7 +34,7 @@ from trigger_daemon.core.occurrences import (
 )
 from trigger_daemon.core.triggers import Trigger, TriggerDefinition, TriggerSource
 from trigger_daemon.errors import ConflictError, NotFoundError
-from trigger_daemon.ports import BacktestStore, ReconcileResult, Store
+from trigger_daemon.ports import BackfillStore, BacktestStore, ReconcileResult, Store
 
 # The fields of a user's definition: what makes a YAML trigger "changed" on reconcile.
 _DEFINITION_FIELDS = set(TriggerDefinition.model_fields)
@@ -42,6 +48,7 @@ class InMemoryStore:
         self._revision = 0
         self._last_seq = 0
         self.backtests: dict[str, Backtest] = {}
+        self.backfills: dict[str, _BackfillRow] = {}
 
     async def ping(self) -> None:
         pass
@@ -232,6 +239,99 @@ class InMemoryStore:
     async def occurred_event_ids(self, trigger_id: str, event_ids: Sequence[str]) -> set[str]:
         return {event_id for event_id in event_ids if (trigger_id, event_id) in self._by_pair}
 
+    # Backfills
+
+    async def create_backfill(self, backfill: Backfill, *, max_running: int) -> None:
+        running = sum(row.backfill.is_running for row in self.backfills.values())
+        if running >= max_running:
+            raise TooManyBackfills(
+                f"{running} backfills are running, the most allowed (backfill.max_running)"
+            )
+        self.backfills[backfill.id] = _BackfillRow(replace(backfill, owner=None))
+
+    async def get_backfill(self, backfill_id: str) -> Backfill:
+        return self._backfill_row(backfill_id).shown()
+
+    async def list_backfills(self, *, limit: int) -> list[Backfill]:
+        rows = sorted(self.backfills.values(), key=lambda r: r.backfill.started_at, reverse=True)
+        return [row.shown() for row in rows[:limit]]
+
+    async def cancel_backfill(self, backfill_id: str, at: datetime) -> Backfill:
+        row = self._backfill_row(backfill_id)
+        if row.backfill.is_running:
+            row.backfill = replace(row.backfill, status=BackfillStatus.CANCELLED, finished_at=at)
+        return row.shown()
+
+    async def claim_backfill(
+        self, owner: str, now: datetime, expires_at: datetime, skip: Sequence[str]
+    ) -> tuple[Backfill, Positions] | None:
+        rows = sorted(self.backfills.values(), key=lambda r: r.backfill.started_at)
+        for row in rows:
+            free = row.owner in (None, owner) or (
+                row.expires_at is not None and row.expires_at < now
+            )
+            if row.backfill.is_running and free and row.backfill.id not in skip:
+                row.owner, row.expires_at = owner, expires_at
+                return row.shown(), dict(row.positions)
+        return None
+
+    async def renew_backfill_lease(
+        self, backfill_id: str, owner: str, expires_at: datetime
+    ) -> bool:
+        row = self._backfill_row(backfill_id)
+        if row.owner != owner or not row.backfill.is_running:
+            return False
+        row.expires_at = expires_at
+        return True
+
+    async def save_backfill_progress(
+        self, backfill: Backfill, positions: Positions, owner: str, *, release: bool = False
+    ) -> bool:
+        row = self._backfill_row(backfill.id)
+        if row.owner != owner or not row.backfill.is_running:
+            return False
+        row.backfill = replace(row.backfill, counts=backfill.counts)
+        row.positions = dict(positions)
+        if release:
+            row.owner = row.expires_at = None
+        return True
+
+    async def finish_backfill(
+        self, backfill: Backfill, positions: Positions, owner: str
+    ) -> Backfill | None:
+        row = self._backfill_row(backfill.id)
+        status = row.backfill.status
+        if row.owner != owner or status not in (BackfillStatus.RUNNING, BackfillStatus.CANCELLED):
+            return None
+        if status is BackfillStatus.RUNNING:
+            row.backfill = replace(
+                row.backfill,
+                status=backfill.status,
+                finished_at=backfill.finished_at,
+                error=backfill.error,
+            )
+        row.backfill = replace(row.backfill, counts=backfill.counts)
+        row.positions = dict(positions)
+        row.owner = row.expires_at = None
+        return row.shown()
+
+    def _backfill_row(self, backfill_id: str) -> _BackfillRow:
+        try:
+            return self.backfills[backfill_id]
+        except KeyError:
+            raise NotFoundError(f"backfill {backfill_id} not found") from None
+
+
+@dataclass(slots=True)
+class _BackfillRow:
+    backfill: Backfill
+    positions: Positions = field(default_factory=dict)
+    owner: str | None = None
+    expires_at: datetime | None = None
+
+    def shown(self) -> Backfill:
+        return replace(self.backfill, owner=self.owner if self.backfill.is_running else None)
+
 
 def _differ(stored: Trigger, wanted: Trigger) -> bool:
     return stored.model_dump(include=_DEFINITION_FIELDS) != wanted.model_dump(
@@ -250,4 +350,7 @@ if TYPE_CHECKING:
         return store
 
     def _implements_the_backtest_store_port(store: InMemoryStore) -> BacktestStore:
+        return store
+
+    def _implements_the_backfill_store_port(store: InMemoryStore) -> BackfillStore:
         return store

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from trigger_daemon.adapters.api.auth import ApiAuth
+from trigger_daemon.adapters.api.backfills import BackfillHandlers, backfills_router
 from trigger_daemon.adapters.api.backtests import BacktestHandlers, backtests_router
 from trigger_daemon.adapters.api.error_mapping import install_error_handlers
 from trigger_daemon.adapters.api.health import ReadinessCheck, health_router
@@ -33,17 +34,21 @@ def create_api(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     retry_occurrence: RetryOccurrence | None = None,
     backtests: BacktestHandlers | None = None,
+    backfills: BackfillHandlers | None = None,
 ) -> FastAPI:
     """The HTTP API over `catalog` (writes) and `store` (reads).
 
     `readiness` is awaited by `/readyz` and returns check name → passed; none means always ready.
     `auth` None serves every route to anyone (the configuration allows that on loopback only).
     `retry_occurrence` re-drives a failed occurrence; without it the retry route answers 404.
-    `backtests` serves the backtest routes; without it there are none.
+    `backtests` serves the backtest routes, `backfills` the backfill routes; without them
+    there are none.
     """
     app = FastAPI(title="trigger-daemon", version=version, description=_DESCRIPTION)
     handlers = TriggerHandlers(catalog, store, version, retry_occurrence)
     extensions = [] if backtests is None else [backtests_router(backtests, auth)]
+    if backfills is not None:
+        extensions.append(backfills_router(backfills, auth))
     for router in (v1_router(handlers, auth), v2_router(handlers, auth), *extensions):
         app.include_router(router)
         app.include_router(router, prefix=GATEWAY_PREFIX, include_in_schema=False)

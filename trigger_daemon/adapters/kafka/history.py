@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -50,12 +50,15 @@ class KafkaHistory:
         return [topic for topic in topics if topic not in known]
 
     async def read(
-        self, topics: Sequence[str], window: Window
+        self,
+        topics: Sequence[str],
+        window: Window,
+        start: Mapping[tuple[str, int], int] | None = None,
     ) -> AsyncGenerator[HistoryChunk, None]:
         consumer = await self._start_consumer()
         try:
             reader = _WindowReader(consumer, window, self._max_records)
-            await reader.start(topics)
+            await reader.start(topics, start or {})
             while reader.open:
                 yield await reader.next_chunk()
         except KafkaError as exc:
@@ -99,7 +102,7 @@ class _WindowReader:
         self._exact_ends: set[TopicPartition] = set()
         self.open: set[TopicPartition] = set()
 
-    async def start(self, topics: Sequence[str]) -> None:
+    async def start(self, topics: Sequence[str], resume: Mapping[tuple[str, int], int]) -> None:
         consumer = self._consumer
         await consumer.topics()  # loads the metadata partitions_for_topic reads
         partitions = [
@@ -115,6 +118,8 @@ class _WindowReader:
         for tp in partitions:
             end = ends[tp]
             start = end if found.get(tp) is None else min(found[tp].offset, end)
+            # A resumed read: nothing it needs lies before its saved position.
+            start = min(max(start, resume.get((tp.topic, tp.partition), start)), end)
             self._starts[tp], self._ends[tp] = start, end
             if start < end:
                 consumer.seek(tp, start)

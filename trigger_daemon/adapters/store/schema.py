@@ -131,3 +131,29 @@ backtests = Table(
     Index("ix_backtests_started_at", "started_at"),
     Index("ix_backtests_finished_at", "finished_at"),
 )
+
+# Backfills: what they are (trigger, window, topics), how far they got (`positions`, per
+# partition the next offset to read, and `counts` up to there), and which replica holds the
+# lease to run one (`owner`, `lease_expires_at`).
+backfills = Table(
+    "backfills",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("trigger_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("since", UtcDateTime, nullable=False),
+    Column("until", UtcDateTime, nullable=False),
+    Column("topics", JSON, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("counts", JSON, nullable=False),
+    Column("positions", JSON, nullable=False),
+    Column("owner", String(256), nullable=True),
+    Column("lease_expires_at", UtcDateTime, nullable=True),
+    CheckConstraint(
+        "status IN ('running', 'succeeded', 'failed', 'cancelled')", name="ck_backfills_status"
+    ),
+    Index("ix_backfills_status", "status"),
+    Index("ix_backfills_started_at", "started_at"),
+)

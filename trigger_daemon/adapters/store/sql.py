@@ -27,7 +27,7 @@ from sqlalchemy import Update, delete, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from trigger_daemon.adapters.store import backtests, queries
+from trigger_daemon.adapters.store import backfills, backtests, queries
 from trigger_daemon.adapters.store.dialects import insert_if_absent, serialise
 from trigger_daemon.adapters.store.engine import writer
 from trigger_daemon.adapters.store.errors import store_errors
@@ -46,6 +46,7 @@ from trigger_daemon.adapters.store.schema import (
     triggers,
 )
 from trigger_daemon.adapters.store.thread_writer import ThreadWriter
+from trigger_daemon.core.backfills import Backfill, Positions
 from trigger_daemon.core.backtests import Backtest
 from trigger_daemon.core.occurrences import (
     NewOccurrence,
@@ -57,7 +58,7 @@ from trigger_daemon.core.occurrences import (
 )
 from trigger_daemon.core.triggers import Trigger, TriggerSource
 from trigger_daemon.errors import ConflictError, NotFoundError
-from trigger_daemon.ports import BacktestStore, ReconcileResult, Store
+from trigger_daemon.ports import BackfillStore, BacktestStore, ReconcileResult, Store
 
 Written = TypeVar("Written")
 
@@ -255,6 +256,58 @@ class SqlStore:
         async with self._reading("read occurred events") as conn:
             return await backtests.occurred_event_ids(conn, trigger_id, event_ids)
 
+    # Backfills (backfills.py)
+
+    async def create_backfill(self, backfill: Backfill, *, max_running: int) -> None:
+        async with self._writing("create backfill") as conn:
+            await backfills.create(conn, backfill, max_running)
+
+    async def get_backfill(self, backfill_id: str) -> Backfill:
+        async with self._reading("read backfill") as conn:
+            found = await backfills.by_id(conn, backfill_id)
+        if found is None:
+            raise NotFoundError(f"backfill {backfill_id} not found")
+        return found
+
+    async def list_backfills(self, *, limit: int) -> list[Backfill]:
+        async with self._reading("list backfills") as conn:
+            return await backfills.newest(conn, limit)
+
+    async def cancel_backfill(self, backfill_id: str, at: datetime) -> Backfill:
+        async with self._writing("cancel backfill") as conn:
+            found = await backfills.cancel(conn, backfill_id, at)
+        if found is None:
+            raise NotFoundError(f"backfill {backfill_id} not found")
+        return found
+
+    async def claim_backfill(
+        self, owner: str, now: datetime, expires_at: datetime, skip: Sequence[str]
+    ) -> tuple[Backfill, Positions] | None:
+        async with self._reading("find backfills to claim") as conn:
+            candidates = await backfills.claimable(conn, owner, now, skip)
+        if not candidates:
+            return None
+        async with self._writing("claim backfill") as conn:
+            return await backfills.claim(conn, owner, now, expires_at, candidates)
+
+    async def renew_backfill_lease(
+        self, backfill_id: str, owner: str, expires_at: datetime
+    ) -> bool:
+        async with self._writing("renew backfill lease") as conn:
+            return await backfills.renew(conn, backfill_id, owner, expires_at)
+
+    async def save_backfill_progress(
+        self, backfill: Backfill, positions: Positions, owner: str, *, release: bool = False
+    ) -> bool:
+        async with self._writing("save backfill progress") as conn:
+            return await backfills.save_progress(conn, backfill, positions, owner, release)
+
+    async def finish_backfill(
+        self, backfill: Backfill, positions: Positions, owner: str
+    ) -> Backfill | None:
+        async with self._writing("finish backfill") as conn:
+            return await backfills.finish(conn, backfill, positions, owner)
+
     # Connections
 
     @asynccontextmanager
@@ -324,4 +377,7 @@ if TYPE_CHECKING:
         return store
 
     def _implements_the_backtest_store_port(store: SqlStore) -> BacktestStore:
+        return store
+
+    def _implements_the_backfill_store_port(store: SqlStore) -> BackfillStore:
         return store

@@ -1,7 +1,7 @@
 """Backfills: a trigger run for real over past events, with its position and its lease.
 
 Revision ID: 0007
-Revises: 0008
+Revises: 0006
 Created: backfills (durable, resumable, run by one replica at a time)
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision: str | None = "0008"
+down_revision: str | None = "0006"
 branch_labels: str | None = None
 depends_on: str | None = None
 

@@ -1,7 +1,7 @@
 """Occurrence claims (`claimed_by`): a replica that lost a record to another stops trying it.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Created: occurrence claims
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007"
 branch_labels: str | None = None
 depends_on: str | None = None
 

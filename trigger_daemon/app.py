@@ -33,6 +33,7 @@ from trigger_daemon.adapters.api import (
 )
 from trigger_daemon.adapters.api.backtests import BacktestHandlers
 from trigger_daemon.adapters.api.schemas import TriggerTest
+from trigger_daemon.adapters.api.status import Status, StatusHandlers
 from trigger_daemon.adapters.kafka import (
     BrokerWatch,
     KafkaConnection,
@@ -61,6 +62,7 @@ from trigger_daemon.engine.redrive import Redrive
 from trigger_daemon.engine.runner import OccurrenceRunner
 from trigger_daemon.errors import StoreError
 from trigger_daemon.lifecycle import Part, supervise
+from trigger_daemon.observability import rates
 from trigger_daemon.observability.loop_lag import watch_loop_lag
 from trigger_daemon.observability.tracing import Tracing
 from trigger_daemon.ports import DeadLetterSink, Source, WorkflowApi
@@ -118,10 +120,11 @@ class Daemon:
             caller = self._caller(api)
             runner = OccurrenceRunner(store, caller, outcome_events, tracing)
             redrive = Redrive(catalog, store, runner)
+            activity = rates.RateWindow()
             # Listening before Kafka: a busy port fails the start before the group is joined
             # (no rebalance of the running replicas), and /healthz answers from the start.
             api_server = await self._start_api(
-                stack, catalog, store, caller, redrive, source, broker
+                stack, catalog, store, caller, redrive, source, broker, activity
             )
             await stack.enter_async_context(publisher)
             await stack.enter_async_context(source)
@@ -160,6 +163,7 @@ class Daemon:
                     # YAML triggers edited on disk, or re-read on SIGHUP, apply without a restart.
                     Part("trigger reload", reloader.watch),
                     Part("event loop watch", watch_loop_lag),
+                    Part("activity rates", activity.watch),
                 ],
                 stop,
                 self.settings.shutdown_grace_seconds,
@@ -297,6 +301,7 @@ class Daemon:
         redrive: Redrive,
         source: Source,
         broker: BrokerWatch,
+        activity: rates.RateWindow,
     ) -> ApiServer:
         """The API, serving until the stack closes: after the pipeline has drained."""
 
@@ -329,6 +334,7 @@ class Daemon:
             backtests=BacktestHandlers(
                 self._backtests(stack, store), catalog, store, self.settings.kafka.topics
             ),
+            status=StatusHandlers(partial(_status, activity, caller), store),
         )
         server = ApiServer(app, host=api.host, port=api.port)
         stack.push_async_callback(server.close)
@@ -336,6 +342,20 @@ class Daemon:
         self.api_url = f"http://{api.host}:{port}"
         self._api_started.set()
         return server
+
+
+def _status(activity: rates.RateWindow, caller: WorkflowCaller) -> Status:
+    """What `GET /v2/status` answers: this process's counters and circuit, now."""
+    now = activity.rates()
+    return Status(
+        events_per_second=now.events_per_second,
+        matches_per_second=now.matches_per_second,
+        window_seconds=now.seconds,
+        in_flight=rates.in_flight(),
+        consumer_lag=rates.consumer_lag(),
+        circuit=str(caller.breaker.state),
+        circuit_reason=caller.unavailable_reason,
+    )
 
 
 def _tune_garbage_collection() -> None:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
 from trigger_daemon.core.backtests import Backtest
-from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, Outcome
+from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, OccurrenceStatus, Outcome
 from trigger_daemon.core.triggers import Trigger
 from trigger_daemon.core.windows import Window
 
@@ -240,4 +240,16 @@ class BacktestStore(Protocol):
 
     async def occurred_event_ids(self, trigger_id: str, event_ids: Sequence[str]) -> set[str]:
         """Those of `event_ids` that have an occurrence of `trigger_id`, whatever its status."""
+        ...
+
+
+# Per trigger id, how many occurrences by status (a status with none is absent).
+OccurrenceCounts = dict[str, dict[OccurrenceStatus, int]]
+
+
+class OccurrenceCounter(Protocol):
+    """Occurrence counts per trigger over a recent window (the console's triggers page)."""
+
+    async def count_occurrences(self, since: datetime) -> OccurrenceCounts:
+        """The occurrences dated at or after `since`, counted per trigger and status."""
         ...

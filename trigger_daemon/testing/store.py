@@ -20,7 +20,13 @@ from trigger_daemon.core.backtests import Backtest
 from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, OccurrenceStatus, Outcome
 from trigger_daemon.core.triggers import Trigger, TriggerDefinition, TriggerSource
 from trigger_daemon.errors import ConflictError, NotFoundError
-from trigger_daemon.ports import BacktestStore, ReconcileResult, Store
+from trigger_daemon.ports import (
+    BacktestStore,
+    OccurrenceCounter,
+    OccurrenceCounts,
+    ReconcileResult,
+    Store,
+)
 
 # The fields of a user's definition: what makes a YAML trigger "changed" on reconcile.
 _DEFINITION_FIELDS = set(TriggerDefinition.model_fields)
@@ -163,6 +169,14 @@ class InMemoryStore:
 
     # Backtests
 
+    async def count_occurrences(self, since: datetime) -> OccurrenceCounts:
+        counts: OccurrenceCounts = {}
+        for occurrence in self.occurrences.values():
+            if occurrence.date >= since:
+                by_status = counts.setdefault(occurrence.trigger_id, {})
+                by_status[occurrence.status] = by_status.get(occurrence.status, 0) + 1
+        return counts
+
     async def save_backtest(self, backtest: Backtest) -> None:
         if backtest.finished_at is None:
             raise ValueError(
@@ -211,4 +225,7 @@ if TYPE_CHECKING:
         return store
 
     def _implements_the_backtest_store_port(store: InMemoryStore) -> BacktestStore:
+        return store
+
+    def _implements_the_occurrence_counter_port(store: InMemoryStore) -> OccurrenceCounter:
         return store

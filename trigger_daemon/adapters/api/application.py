@@ -6,11 +6,13 @@ from fastapi import FastAPI
 
 from trigger_daemon.adapters.api.auth import ApiAuth
 from trigger_daemon.adapters.api.backtests import BacktestHandlers, backtests_router
+from trigger_daemon.adapters.api.console import console_router
 from trigger_daemon.adapters.api.error_mapping import install_error_handlers
 from trigger_daemon.adapters.api.health import ReadinessCheck, health_router
 from trigger_daemon.adapters.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from trigger_daemon.adapters.api.operations import RetryOccurrence, TriggerHandlers
 from trigger_daemon.adapters.api.routes import v1_router, v2_router
+from trigger_daemon.adapters.api.status import StatusHandlers, status_router
 from trigger_daemon.ports import Store
 from trigger_daemon.triggers.catalog import TriggerCatalog
 
@@ -33,6 +35,7 @@ def create_api(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     retry_occurrence: RetryOccurrence | None = None,
     backtests: BacktestHandlers | None = None,
+    status: StatusHandlers | None = None,
 ) -> FastAPI:
     """The HTTP API over `catalog` (writes) and `store` (reads).
 
@@ -40,11 +43,15 @@ def create_api(
     `auth` None serves every route to anyone (the configuration allows that on loopback only).
     `retry_occurrence` re-drives a failed occurrence; without it the retry route answers 404.
     `backtests` serves the backtest routes; without it there are none.
+    `status` serves the console's status and occurrence-count routes; without it there are none.
+    The console's page is served at `/ui/` either way.
     """
     app = FastAPI(title="trigger-daemon", version=version, description=_DESCRIPTION)
     handlers = TriggerHandlers(catalog, store, version, retry_occurrence)
     extensions = [] if backtests is None else [backtests_router(backtests, auth)]
-    for router in (v1_router(handlers, auth), v2_router(handlers, auth), *extensions):
+    extensions += [] if status is None else [status_router(status, auth)]
+    routers = (v1_router(handlers, auth), v2_router(handlers, auth), *extensions, console_router())
+    for router in routers:
         app.include_router(router)
         app.include_router(router, prefix=GATEWAY_PREFIX, include_in_schema=False)
     app.include_router(health_router(readiness, auth))

@@ -27,7 +27,7 @@ from sqlalchemy import Update, delete, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from trigger_daemon.adapters.store import backtests, queries
+from trigger_daemon.adapters.store import backtests, occurrence_counts, queries
 from trigger_daemon.adapters.store.dialects import insert_if_absent, serialise
 from trigger_daemon.adapters.store.engine import writer
 from trigger_daemon.adapters.store.errors import store_errors
@@ -50,7 +50,13 @@ from trigger_daemon.core.backtests import Backtest
 from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, OccurrenceStatus, Outcome
 from trigger_daemon.core.triggers import Trigger, TriggerSource
 from trigger_daemon.errors import ConflictError, NotFoundError
-from trigger_daemon.ports import BacktestStore, ReconcileResult, Store
+from trigger_daemon.ports import (
+    BacktestStore,
+    OccurrenceCounter,
+    OccurrenceCounts,
+    ReconcileResult,
+    Store,
+)
 
 Written = TypeVar("Written")
 
@@ -208,6 +214,10 @@ class SqlStore:
                 conn, trigger_id, limit=limit, before_seq=before_seq, after_seq=after_seq
             )
 
+    async def count_occurrences(self, since: datetime) -> OccurrenceCounts:
+        async with self._reading("count occurrences") as conn:
+            return await occurrence_counts.counts_since(conn, since)
+
     # Backtests (backtests.py)
 
     async def save_backtest(self, backtest: Backtest) -> None:
@@ -302,4 +312,7 @@ if TYPE_CHECKING:
         return store
 
     def _implements_the_backtest_store_port(store: SqlStore) -> BacktestStore:
+        return store
+
+    def _implements_the_occurrence_counter_port(store: SqlStore) -> OccurrenceCounter:
         return store

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from trigger_daemon.core.triggers import yaml_trigger_id
@@ -327,3 +328,48 @@ def test_with_token_auth_the_console_asks_for_a_token_and_shows_the_401(
             assert all(e["source"] == "network" and "status of 401" in e["message"] for e in errors)
         finally:
             browser.close()
+
+
+PAGES = {
+    "": "#triggers-table",
+    f"#/trigger/{yaml_trigger_id('yaml-deposits')}": "#occurrences",
+    "#/test": "#unsaved-form",
+    "#/backtests": "#backtest-form",
+}
+UNLABELLED_CONTROLS = """
+return [...document.querySelectorAll('input, select, textarea')]
+  .filter((control) => control.labels.length === 0)
+  .map((control) => control.id || control.name);
+"""
+
+
+def test_every_page_fits_a_phone_labels_its_inputs_and_works_from_the_keyboard(
+    console: Console,
+) -> None:
+    browser = console.browser
+    driver = browser.driver
+    driver.set_window_size(390, 844)
+    try:
+        for fragment, content in PAGES.items():
+            console.page(fragment)
+            browser.visible(content)
+            overflow = driver.execute_script(
+                "return document.documentElement.scrollWidth - window.innerWidth"
+            )
+            assert overflow <= 0, f"{fragment or 'triggers'} is {overflow} px too wide"
+            assert driver.execute_script(UNLABELLED_CONTROLS) == [], fragment
+    finally:
+        driver.set_window_size(1280, 900)
+
+    console.page("")
+    browser.visible("#triggers-table")
+    body = driver.find_element(By.TAG_NAME, "body")
+    for _ in range(10):  # the brand, then the page links
+        body = driver.switch_to.active_element
+        if body.text == "Test":
+            break
+        body.send_keys(Keys.TAB)
+    assert driver.switch_to.active_element.text == "Test"
+    driver.switch_to.active_element.send_keys(Keys.ENTER)
+    browser.text_in("main h1", "Test a trigger")
+    console.assert_no_console_errors(404)  # the backfill routes, until they exist

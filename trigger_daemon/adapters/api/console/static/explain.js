@@ -4,7 +4,10 @@ import { h } from './dom.js';
 
 function valueText(explained) {
   if (explained.error) return `error: ${explained.error}`;
-  return JSON.stringify(explained.value);
+  const text = JSON.stringify(explained.value);
+  // A value that is not a boolean says how the filter reads it (null, [] and "" are false).
+  if (explained.truthy === undefined || typeof explained.value === 'boolean') return text;
+  return `${text} (${explained.truthy ? 'true' : 'false'})`;
 }
 
 function check(label, part) {
@@ -19,12 +22,10 @@ function filterSection(filter) {
   if (!filter) return h('p', {}, 'No filter: every event of the type matches.');
   const clauses = filter.clauses.length
     ? h('ol', { class: 'clauses' }, filter.clauses.map((clause) => h('li', {},
-      h('code', {}, clause.expression), ' → ', valueText(clause),
-      clause.truthy === undefined ? null : ` (${clause.truthy ? 'true' : 'false'})`)))
+      h('code', {}, clause.expression), ' → ', valueText(clause))))
     : null;
   return h('div', {},
-    h('p', {}, 'Filter ', h('code', {}, filter.result.expression), ' → ', valueText(filter.result),
-      filter.result.truthy === undefined ? null : ` (${filter.result.truthy ? 'true' : 'false'})`),
+    h('p', {}, 'Filter ', h('code', {}, filter.result.expression), ' → ', valueText(filter.result)),
     filter.operator ? h('p', {}, `Top-level clauses joined by ${filter.operator}:`) : null,
     clauses);
 }

@@ -101,6 +101,8 @@ function occurrencesPanel(trigger, onPage) {
   }
   function occurrenceRows(occurrence) {
     const statusCell = h('td', { 'data-label': 'Status', class: 'status' }, statusBadge(occurrence.status));
+    const instanceCell = h('td', { 'data-label': 'Workflow instance', class: 'instance' }, occurrence.workflowInstanceID ?? '—');
+    const attemptsCell = h('td', { 'data-label': 'Attempts' }, String(occurrence.attempts));
     const details = h('tr', { class: 'details-row', hidden: true }, h('td', { colspan: 6 }));
     const toggle = h('button', { type: 'button', class: 'open', 'aria-expanded': 'false' }, 'Details');
     toggle.addEventListener('click', () => {
@@ -111,6 +113,8 @@ function occurrencesPanel(trigger, onPage) {
         fill(details.firstChild, occurrenceDetails(trigger, occurrence, (now) => {
           Object.assign(occurrence, now);
           fill(statusCell, statusBadge(now.status));
+          fill(instanceCell, now.workflowInstanceID ?? '—');
+          fill(attemptsCell, String(now.attempts));
         }));
       }
     });
@@ -118,8 +122,8 @@ function occurrencesPanel(trigger, onPage) {
       h('td', { 'data-label': 'Date' }, time(occurrence.date)),
       statusCell,
       h('td', { 'data-label': 'Event' }, occurrence.eventID),
-      h('td', { 'data-label': 'Attempts' }, String(occurrence.attempts)),
-      h('td', { 'data-label': 'Workflow instance' }, occurrence.workflowInstanceID ?? '—'),
+      attemptsCell,
+      instanceCell,
       h('td', {}, toggle));
     return [row, details];
   }

@@ -19,6 +19,13 @@ and, to show where the HTTP engine stands apart from the rest of the daemon:
 6. client      the daemon's OrchestrationClient alone (httpx over its aiohttp transport), 64
                callers, against bare aiohttp; also httpx's own transport and the
                `httpx-aiohttp` package's when installed, with the client's CPU per request.
+and filters that are evaluated in full on every event, none matching:
+7. projection  the unmatched events with one trigger filtering on a nested projection
+               (`event.transactions[?postings[?asset=='EUR/2']] | length(@) > 0`), against
+               the bare aiokafka consumer;
+8. unindexed   the unmatched events with 1,000 triggers no index answers
+               (`length(event.transactions[?postings[?amount > N]]) > 0`, N varying):
+               how much more each event costs than with one trigger.
 
 Rates are taken from the first progress observed to the end (group joins and start-up do not
 count). A run that has not finished after --max-seconds is stopped and its rate so far shown,
@@ -75,6 +82,7 @@ POLL_SECONDS = 0.05
 START_TIMEOUT_SECONDS = 180.0  # start-up, group join, and 10,000 triggers to store and compile
 DAEMON = Path(sys.executable).parent / "trigger-daemon"
 SCENARIOS = ("matched", "unmatched", "latency", "triggers", "rss", "client")
+SCENARIOS += ("projection", "unindexed")  # filters evaluated in full: rows 7 and 8
 _SENTINEL = 987654321  # stands for the event number in the encoded template
 
 
@@ -593,6 +601,71 @@ class Bench:
         return await self._drain("rss", topic, ends, 1)
 
 
+# --- filters evaluated in full: a projection, and triggers no index answers ---------------------
+
+# The unmatched events' postings are in USD/2 with an amount of 12,500: neither filter matches,
+# and both are evaluated in full on every event.
+PROJECTION_FILTER = "event.transactions[?postings[?asset=='EUR/2']] | length(@) > `0`"
+
+
+def unindexed_filter(number: int) -> str:
+    return f"length(event.transactions[?postings[?amount > `{100_000 + number}`]]) > `0`"
+
+
+async def unmatched_with_filters(bench: Bench, name: str, filters: list[str]) -> Rate:
+    """Events/s over the unmatched topic with one trigger per filter."""
+    topic, ends = await bench.topic("unmatched", bench.args.unmatched, "users:1234")
+    rules = [{**trigger(f"{name}-{n}", "none"), "filter": f} for n, f in enumerate(filters)]
+    async with StubProcess() as stub:
+        daemon = DaemonProcess(
+            bench.workdir,
+            name,
+            bootstrap=bench.bootstrap,
+            topic=topic,
+            stub_url=stub.url,
+            triggers=rules,
+            store_url=bench.args.store_url,
+        )
+        async with (
+            CommitWatcher(bench.bootstrap, daemon.group_id, topic) as watcher,
+            running(daemon, bench.args.profile),
+        ):
+            return await measure_progress(
+                watcher.total, sum(ends.values()), bench.args.max_seconds, daemon
+            )
+
+
+async def full_evaluation_rows(bench: Bench, only: set[str], one_trigger: Rate | None) -> list[Row]:
+    """7: the projection filter against the bare consumer; 8: --unindexed triggers against one
+    trigger (the unmatched row's, measured here when that row did not run)."""
+    rows = []
+    if "projection" in only:
+        print("projection: ...", flush=True)
+        ceiling = await bench.unmatched_ceiling()
+        rate = await unmatched_with_filters(bench, "projection", [PROJECTION_FILTER])
+        rows.append(ratio_row("7 projection filter, unmatched", rate, ceiling, 0.5, 0.7))
+        print(f"  daemon {rate}, bare aiokafka {ceiling}", flush=True)
+    if "unindexed" in only:
+        count = bench.args.unindexed_triggers
+        print(f"unindexed: {count:,} triggers ...", flush=True)
+        one = one_trigger or await bench.unmatched("unmatched", 1)
+        filters = [unindexed_filter(number) for number in range(count)]
+        many = await unmatched_with_filters(bench, "unindexed", filters)
+        cost = one.per_second / many.per_second
+        rows.append(
+            Row(
+                f"8 {count:,} unindexed triggers",
+                str(many),
+                f"1 trigger: {one}",
+                f"{cost:.2f}x cost",
+                "reported",
+                "",
+            )
+        )
+        print(f"  daemon {many}", flush=True)
+    return rows
+
+
 # --- the report -----------------------------------------------------------------------------
 
 
@@ -692,6 +765,7 @@ async def main(args: argparse.Namespace) -> None:
                 )
                 rss_rows.append(("triggers", many.peak_rss_mb))
                 print(f"  daemon {many}", flush=True)
+            rows += await full_evaluation_rows(bench, only, one_trigger)
             if "rss" in only and args.rss_records:
                 print(f"rss: {args.rss_records:,} records waiting ...", flush=True)
                 rate = await bench.rss()
@@ -727,6 +801,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--matched", type=int, default=20_000, help="events for 1 and 3")
     parser.add_argument("--unmatched", type=int, default=200_000, help="events for 2 and 4")
     parser.add_argument("--triggers", type=int, default=10_000, help="triggers for 4")
+    parser.add_argument("--unindexed-triggers", type=int, default=1_000, help="triggers for 8")
     parser.add_argument("--rss-records", type=int, default=1_000_000, help="records for 5")
     parser.add_argument("--client-requests", type=int, default=20_000, help="requests for 6")
     parser.add_argument(

@@ -12,7 +12,14 @@ from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
 from trigger_daemon.core.backtests import Backtest
-from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, OccurrenceStatus, Outcome
+from trigger_daemon.core.occurrences import (
+    NewOccurrence,
+    Occurrence,
+    OccurrenceFilter,
+    OccurrenceKey,
+    OccurrenceStatus,
+    Outcome,
+)
 from trigger_daemon.core.triggers import Trigger
 from trigger_daemon.core.windows import Window
 
@@ -108,6 +115,20 @@ class Store(Protocol):
     ) -> list[Occurrence]:
         """Newest first (highest seq first). `before_seq` pages towards older rows, `after_seq`
         towards newer ones; the result is newest first either way."""
+        ...
+
+    async def query_occurrences(
+        self,
+        selected: OccurrenceFilter,
+        *,
+        limit: int,
+        before: OccurrenceKey | None = None,
+        after: OccurrenceKey | None = None,
+    ) -> list[Occurrence]:
+        """The occurrences `selected` admits, newest first in its order (by seq, or by date
+        then seq when it has a time window: see OccurrenceFilter). `before` pages towards
+        older rows, `after` towards newer ones (keys made by `selected.key_of`); the result
+        is newest first either way."""
         ...
 
     async def close(self) -> None: ...

@@ -15,7 +15,7 @@ from trigger_daemon.devtools import events
 from trigger_daemon.devtools.broker import TansuBroker
 from trigger_daemon.devtools.stub_orchestration import StubCall, StubOrchestration
 
-from .conftest import daemon_settings, in_process, produce_many
+from .conftest import committed_offset, daemon_settings, in_process, produce_many, wait_until
 
 TRIGGER = {
     "name": "paced",
@@ -135,3 +135,33 @@ def peak_in_flight(calls: list[StubCall]) -> int:
         running += change
         peak = max(peak, running)
     return peak
+
+
+async def test_shutdown_does_not_wait_for_throttled_records_and_they_run_after_a_restart(
+    broker: TansuBroker, stub: StubOrchestration, topic: str, tmp_path: Path
+) -> None:
+    await publish(broker, topic, 3)
+    hourly = {**TRIGGER, "rateLimit": {"requestsPerUnit": 1, "unit": "hour"}}
+    store_url = f"sqlite:///{tmp_path}/store.db"
+    settings = daemon_settings(
+        broker, topic, stub.url, store_url, triggers=[hourly], shutdown_grace_seconds=1.0
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(Daemon(in_process(settings)).run(stop))
+    await wait_until(lambda: stub.call_count == 1, what="the hour's one call")
+    await asyncio.sleep(0.3)  # the other two are waiting for a token now
+
+    stopped_at = asyncio.get_running_loop().time()
+    stop.set()
+    await asyncio.wait_for(running, timeout=10)
+    assert asyncio.get_running_loop().time() - stopped_at < 3.0  # the grace period, not an hour
+    group = settings["kafka"]["group_id"]
+    assert await committed_offset(broker.bootstrap_servers, group, topic) == 1
+
+    restarted = daemon_settings(broker, topic, stub.url, store_url, triggers=[TRIGGER])
+    await asyncio.wait_for(
+        Daemon(in_process(restarted)).run(asyncio.Event(), until_idle=True), timeout=60
+    )
+    keys = sorted(call.idempotency_key or "" for call in stub.calls)
+    assert len(keys) == 3
+    assert len(set(keys)) == 3  # the first was not called again

@@ -53,8 +53,9 @@ async def sdk(catalog: TriggerCatalog, store: Store) -> AsyncIterator[SDK]:
             )
 
 
-async def record_outcomes(store: Store, trigger_id: str) -> None:
-    """One succeeded occurrence with a Formance-shaped workflow instance, one failed."""
+async def record_outcomes(store: Store, trigger_id: str, start: int = 0) -> None:
+    """One succeeded occurrence with a Formance-shaped workflow instance, one failed (events
+    k`start` and k`start + 1`)."""
     pending = await store.begin_occurrences(
         [
             NewOccurrence(
@@ -63,7 +64,7 @@ async def record_outcomes(store: Store, trigger_id: str) -> None:
                 event={"type": "SAVED_PAYMENT", "payload": PAYMENT},
                 date=datetime.now(UTC),
             )
-            for i in range(2)
+            for i in range(start, start + 2)
         ]
     )
     await store.finish_occurrence(
@@ -157,6 +158,62 @@ async def test_v2_trigger_lifecycle(sdk: SDK, store: Store) -> None:
     with pytest.raises(orchestration.V2Error) as missing:
         await v2.read_trigger_async(request={"trigger_id": trigger.id})
     assert missing.value.data.error_code == orchestration.V2ErrorErrorCode.NOT_FOUND
+
+
+async def test_v2_occurrences_page_through_the_sdk_and_a_filtered_cursor_too(
+    catalog: TriggerCatalog, store: Store
+) -> None:
+    """Every page parses with the SDK, a cursor made with the filters (an extension the SDK
+    does not send) included."""
+    app = create_api(catalog, store, version="9.9.9-test")
+    async with (
+        serving(app, host="127.0.0.1", port=0) as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http,
+    ):
+        with httpx.Client() as client:
+            v2 = SDK(
+                server_url=f"http://127.0.0.1:{port}", client=client, async_client=http
+            ).orchestration.v2
+            created = (await v2.create_trigger_async(request=TRIGGER)).v2_create_trigger_response
+            assert created is not None
+            trigger_id = created.data.id
+            for _ in range(3):
+                await record_outcomes(store, trigger_id, start=_ * 2)
+
+            seen = []
+            page = (
+                await v2.list_triggers_occurrences_async(
+                    request={"trigger_id": trigger_id, "page_size": 4}
+                )
+            ).v2_list_triggers_occurrences_response
+            while page is not None:
+                seen.extend(page.cursor.data)
+                if not page.cursor.has_more:
+                    break
+                page = (
+                    await v2.list_triggers_occurrences_async(
+                        request={"trigger_id": trigger_id, "cursor": page.cursor.next}
+                    )
+                ).v2_list_triggers_occurrences_response
+            filtered = await http.get(
+                f"/v2/triggers/{trigger_id}/occurrences",
+                params={"status": "failed", "since": "2000-01-01T00:00:00Z", "pageSize": 2},
+            )
+            following = (
+                await v2.list_triggers_occurrences_async(
+                    request={"trigger_id": trigger_id, "cursor": filtered.json()["cursor"]["next"]}
+                )
+            ).v2_list_triggers_occurrences_response
+
+    assert len(seen) == 6
+    assert [o.date_ for o in seen] == sorted((o.date_ for o in seen), reverse=True)
+    assert [o.error is None for o in seen] == [False, True] * 3  # newest (failed) first
+    assert {o.workflow_instance_id for o in seen} == {None, "instance-1"}
+    assert {o.trigger_id for o in seen} == {trigger_id}
+    assert following is not None
+    assert following.cursor.data == [seen[-2]]  # the oldest failure: the filter held
+    assert following.cursor.previous is not None
+    assert not following.cursor.has_more
 
 
 async def test_v2_test_trigger(sdk: SDK) -> None:

@@ -498,7 +498,9 @@ async def test_replicas_starting_on_a_new_database_at_once_migrate_it_once(
         "replicas to notice each other's changes.",
         "Running upgrade 0002 -> 0003, A trigger's own retry policy (the `retry` extension "
         "field), as JSON; null: the global one.",
-        "Running upgrade 0003 -> 0005, Finished backtests, kept for a while so that any replica "
+        "Running upgrade 0003 -> 0004, The indexes that keep each occurrence query one "
+        "bounded index range (occurrence_query.py).",
+        "Running upgrade 0004 -> 0005, Finished backtests, kept for a while so that any replica "
         "can answer for them.",
         "Running upgrade 0005 -> 0006, A trigger's flow control (the `rateLimit` and "
         "`maxConcurrency` extension fields); null: none.",

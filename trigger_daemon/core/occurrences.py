@@ -1,4 +1,5 @@
-"""Occurrences: one per (matched trigger, event), and the outcome that finishes one."""
+"""Occurrences: one per (matched trigger, event), the outcome that finishes one, and which of
+them a listing selects and in what order."""
 
 from __future__ import annotations
 
@@ -60,6 +61,57 @@ class Occurrence:
             workflow_instance=outcome.workflow_instance,
             error=outcome.error,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class OccurrenceFilter:
+    """Which occurrences a listing selects; an unset field admits every value.
+
+    A listing is newest first: by `seq` (insertion order), or by (`date`, `seq`) when the
+    filter has a time window, so that the window is one range of an index whatever its age.
+    `date` is the time the occurrence was recorded, so the two orders differ only between
+    occurrences recorded at nearly the same moment.
+    """
+
+    trigger_id: str | None = None
+    event_id: str | None = None
+    statuses: frozenset[OccurrenceStatus] = frozenset()  # empty: any status
+    since: datetime | None = None  # included
+    until: datetime | None = None  # excluded
+
+    def __post_init__(self) -> None:
+        if self.statuses == frozenset(OccurrenceStatus):  # every status: no status filter
+            object.__setattr__(self, "statuses", frozenset())
+
+    @property
+    def by_date(self) -> bool:
+        """Ordered by (date, seq) rather than by seq."""
+        return self.since is not None or self.until is not None
+
+    def admits(self, occurrence: Occurrence) -> bool:
+        return (
+            (self.trigger_id is None or occurrence.trigger_id == self.trigger_id)
+            and (self.event_id is None or occurrence.event_id == self.event_id)
+            and (not self.statuses or occurrence.status in self.statuses)
+            and (self.since is None or occurrence.date >= self.since)
+            and (self.until is None or occurrence.date < self.until)
+        )
+
+    def key_of(self, occurrence: Occurrence) -> OccurrenceKey:
+        """Where `occurrence` sits in this filter's listing."""
+        return OccurrenceKey(occurrence.seq, occurrence.date if self.by_date else None)
+
+
+@dataclass(frozen=True, slots=True)
+class OccurrenceKey:
+    """A place in a listing, for paging: `date` is set exactly when the listing is ordered by
+    date (OccurrenceFilter.by_date)."""
+
+    seq: int
+    date: datetime | None = None
+
+    def sort_key(self) -> tuple[datetime, int] | tuple[int]:
+        return (self.seq,) if self.date is None else (self.date, self.seq)
 
 
 @dataclass(frozen=True, slots=True)

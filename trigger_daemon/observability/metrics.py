@@ -16,6 +16,10 @@ DEAD_LETTERS = Counter(
 FILTER_ERRORS = Counter(
     "trigger_daemon_filter_errors", "Filters that raised while evaluated.", ["trigger_id"]
 )
+INTERPRETED_EXPRESSIONS = Counter(
+    "trigger_daemon_interpreted_expressions",
+    "Trigger filters and vars compiled for the interpreter (the compiler could not take them).",
+)
 WORKFLOW_CALLS = Counter(
     "trigger_daemon_workflow_calls", "runWorkflow calls by final outcome.", ["outcome"]
 )

@@ -3,7 +3,8 @@
 It keeps the rules the SQL store keeps, and tests/integration/test_store.py runs the same
 contract against both: one occurrence per (trigger, event), an outcome written once (only a
 pending occurrence is finished), only a failed occurrence reopened, triggers listed oldest
-first, occurrences paged newest first by a store-assigned `seq`, and a revision that moves
+first, occurrences paged newest first by a store-assigned `seq` (or by date, then seq, when
+queried with a time window), and a revision that moves
 with every trigger change. Nothing is shared between two instances, as two processes on two
 databases would share nothing: replicas need the SQL store.
 """
@@ -17,7 +18,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from trigger_daemon.core.backtests import Backtest
-from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, OccurrenceStatus, Outcome
+from trigger_daemon.core.occurrences import (
+    NewOccurrence,
+    Occurrence,
+    OccurrenceFilter,
+    OccurrenceKey,
+    OccurrenceStatus,
+    Outcome,
+)
 from trigger_daemon.core.triggers import Trigger, TriggerDefinition, TriggerSource
 from trigger_daemon.errors import ConflictError, NotFoundError
 from trigger_daemon.ports import (
@@ -154,18 +162,45 @@ class InMemoryStore:
         before_seq: int | None = None,
         after_seq: int | None = None,
     ) -> list[Occurrence]:
+        return await self.query_occurrences(
+            OccurrenceFilter(trigger_id=trigger_id),
+            limit=limit,
+            before=None if before_seq is None else OccurrenceKey(before_seq),
+            after=None if after_seq is None else OccurrenceKey(after_seq),
+        )
+
+    async def query_occurrences(
+        self,
+        selected: OccurrenceFilter,
+        *,
+        limit: int,
+        before: OccurrenceKey | None = None,
+        after: OccurrenceKey | None = None,
+    ) -> list[Occurrence]:
         if limit < 0:
             raise ValueError(f"limit must not be negative, got {limit}")
-        mine = [
-            o
-            for o in self.occurrences.values()
-            if o.trigger_id == trigger_id
-            and (before_seq is None or o.seq < before_seq)
-            and (after_seq is None or o.seq > after_seq)
-        ]
-        if after_seq is not None:  # the `limit` rows just above the cursor, newest first
-            return mine[:limit][::-1]
-        return mine[::-1][:limit]
+        for key in (before, after):
+            if key is not None and (key.date is not None) != selected.by_date:
+                raise ValueError(f"{key} is not a key of this listing's order")
+
+        def place(occurrence: Occurrence) -> tuple[object, ...]:
+            return selected.key_of(occurrence).sort_key()
+
+        low = None if after is None else after.sort_key()
+        high = None if before is None else before.sort_key()
+        found = sorted(
+            (
+                o
+                for o in self.occurrences.values()
+                if selected.admits(o)
+                and (high is None or place(o) < high)
+                and (low is None or place(o) > low)
+            ),
+            key=place,
+        )
+        if after is not None:  # the `limit` rows just above the cursor, newest first
+            return found[:limit][::-1]
+        return found[::-1][:limit]
 
     # Backtests
 

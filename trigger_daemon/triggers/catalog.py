@@ -27,6 +27,7 @@ from trigger_daemon.core.triggers import (
     yaml_trigger_id,
 )
 from trigger_daemon.errors import ConflictError, NotFoundError, StoreError
+from trigger_daemon.observability import metrics
 from trigger_daemon.ports import ReconcileResult, Store
 
 log = structlog.get_logger(__name__)
@@ -96,7 +97,13 @@ class TriggerCatalog:
         previous = self._compiled.get(trigger.id)
         if previous is not None and previous.trigger == trigger:
             return previous
-        return compile_trigger(trigger)
+        compiled = compile_trigger(trigger)
+        expressions = [compiled.filter, *compiled.vars.values()]
+        interpreted = [e.source for e in expressions if e is not None and not e.compiled]
+        if interpreted:  # the compiler could not take them: evaluated, more slowly, interpreted
+            metrics.INTERPRETED_EXPRESSIONS.inc(len(interpreted))
+            log.warning("trigger.interpreted", trigger_id=trigger.id, expressions=interpreted)
+        return compiled
 
     @staticmethod
     def compile_definition(definition: TriggerDefinition) -> CompiledTrigger:

@@ -6,16 +6,22 @@ wire shape.
 """
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Annotated, Any, TypeVar
 
 from fastapi import HTTPException, Path, Query, Request, Response
 
 from trigger_daemon.adapters.api import schemas
+from trigger_daemon.adapters.api.occurrence_filters import (
+    STATUSES,
+    OccurrenceParameters,
+    parse_filter,
+)
 from trigger_daemon.adapters.api.paging import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     CursorState,
-    OccurrenceHistory,
+    OccurrenceQuery,
     Page,
     TriggerList,
     decode_cursor,
@@ -63,6 +69,55 @@ CursorToken = Annotated[
         max_length=MAX_CURSOR_LENGTH,
         description="A `next` or `previous` value from an earlier page. It carries the page size "
         "and the filters, so no other parameter is needed (others are ignored).",
+    ),
+]
+
+# The occurrence filters (extensions). Their lengths keep a cursor carrying them all within
+# MAX_CURSOR_LENGTH, even of characters that JSON escapes (six bytes each).
+MAX_EVENT_ID_LENGTH = 128
+MAX_TRIGGER_ID_LENGTH = 64
+_TIME_HELP = (
+    "an RFC 3339 time with a time zone (`Z` or `±hh:mm`, a `+` sent as `%2B`); a time "
+    "without one is refused"
+)
+StatusFilter = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description=f"Extension: only occurrences with one of these statuses ({STATUSES}), "
+        "comma-separated in one parameter.",
+    ),
+]
+SinceFilter = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description=f"Extension: only occurrences recorded at or after this time: {_TIME_HELP}. "
+        "With `since` or `until`, the order is by that date, then insertion.",
+    ),
+]
+UntilFilter = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description=f"Extension: only occurrences recorded before this time: {_TIME_HELP}.",
+    ),
+]
+EventFilter = Annotated[
+    str | None,
+    Query(
+        alias="eventID",
+        max_length=MAX_EVENT_ID_LENGTH,
+        description="Only the occurrences of this event (one per trigger it matched).",
+    ),
+]
+TriggerFilter = Annotated[
+    str | None,
+    Query(
+        alias="triggerID",
+        max_length=MAX_TRIGGER_ID_LENGTH,
+        description="Only this trigger's occurrences; a trigger that has none, or that does "
+        "not exist (its occurrences outlive it), gives an empty page.",
     ),
 ]
 
@@ -129,10 +184,36 @@ class TriggerHandlers:
         trigger_id: TriggerID,
         page_size: PageSize = DEFAULT_PAGE_SIZE,
         cursor: CursorToken = None,
+        status: StatusFilter = None,
+        since: SinceFilter = None,
+        until: UntilFilter = None,
     ) -> schemas.CursorResponse[schemas.TriggerOccurrence]:
         await self._store.get_trigger(trigger_id)
-        state = _page_request(f"occurrences:{trigger_id}", cursor, page_size)
-        page = await paginate(OccurrenceHistory(self._store, trigger_id), state)
+        parameters = OccurrenceParameters(status=status, since=since, until=until)
+        state = _occurrence_request(f"occurrences:{trigger_id}", cursor, page_size, parameters)
+        return await self._occurrence_page(state, trigger_id)
+
+    async def query_occurrences_page(
+        self,
+        event_id: EventFilter = None,
+        trigger_id: TriggerFilter = None,
+        status: StatusFilter = None,
+        since: SinceFilter = None,
+        until: UntilFilter = None,
+        page_size: PageSize = DEFAULT_PAGE_SIZE,
+        cursor: CursorToken = None,
+    ) -> schemas.CursorResponse[schemas.TriggerOccurrence]:
+        parameters = OccurrenceParameters(trigger_id, event_id, status, since, until)
+        state = _occurrence_request("occurrences", cursor, page_size, parameters)
+        return await self._occurrence_page(state)
+
+    async def _occurrence_page(
+        self, state: CursorState, trigger_id: str | None = None
+    ) -> schemas.CursorResponse[schemas.TriggerOccurrence]:
+        selected = state.occurrence_filter()
+        if trigger_id is not None:  # a per-trigger listing: the trigger is in the scope
+            selected = replace(selected, trigger_id=trigger_id)
+        page = await paginate(OccurrenceQuery(self._store, selected), state)
         return _cursor_response(state, page, schemas.TriggerOccurrence.of)
 
     async def retry_occurrence(
@@ -172,6 +253,14 @@ def _page_request(
     if cursor:
         return decode_cursor(cursor, scope)
     return CursorState(scope=scope, page_size=page_size, name=name)
+
+
+def _occurrence_request(
+    scope: str, cursor: str | None, page_size: int, parameters: OccurrenceParameters
+) -> CursorState:
+    if cursor:
+        return decode_cursor(cursor, scope)
+    return CursorState.of_occurrences(scope, page_size, parse_filter(parameters))
 
 
 def _cursor_response(

@@ -1,10 +1,11 @@
-"""v2 pagination: opaque cursors, the paging rule, and the two lists it pages.
+"""v2 pagination: opaque cursors, the paging rule, and the lists it pages.
 
 A cursor is base64url JSON carrying everything the next request needs (what it lists, the page
-size, the name filter, the direction and the pivot item's key), so a request with a cursor needs no
+size, the filters, the direction and the pivot item's key), so a request with a cursor needs no
 other parameter; any other one sent along with it is ignored. Pages are keyset pages: a cursor
 points at an item, not an offset, so inserts and deletes between requests neither skip nor repeat
-items. Triggers are listed oldest first, occurrences newest first.
+items. Triggers are listed oldest first, occurrences newest first (by seq, or by date then seq
+when filtered on a time window: see core.occurrences.OccurrenceFilter).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import binascii
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 
@@ -21,8 +23,14 @@ import pydantic
 from fastapi import HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
+from trigger_daemon.adapters.api.occurrence_filters import (
+    OccurrenceParameters,
+    as_parameters,
+    format_time,
+    parse_filter,
+)
 from trigger_daemon.adapters.api.schemas import as_utc
-from trigger_daemon.core.occurrences import Occurrence
+from trigger_daemon.core.occurrences import Occurrence, OccurrenceFilter, OccurrenceKey
 from trigger_daemon.core.triggers import Trigger
 from trigger_daemon.ports import Store
 
@@ -45,11 +53,44 @@ class CursorState(BaseModel):
     scope: str
     page_size: int = Field(alias="pageSize", ge=1, le=MAX_PAGE_SIZE)
     name: str | None = None
+    # The occurrence filters, as query-parameter text (occurrence_filters.as_parameters).
+    trigger_id: str | None = Field(None, alias="triggerID")
+    event_id: str | None = Field(None, alias="eventID")
+    status: str | None = None
+    since: str | None = None
+    until: str | None = None
     direction: Direction = Direction.NEXT
     key: str | None = None
 
     def towards(self, direction: Direction, key: str) -> CursorState:
         return self.model_copy(update={"direction": direction, "key": key})
+
+    @classmethod
+    def of_occurrences(cls, scope: str, page_size: int, selected: OccurrenceFilter) -> CursorState:
+        """The first page of an occurrence listing; the trigger of a per-trigger listing is
+        in its scope, not among the filters."""
+        parameters = as_parameters(selected)
+        return cls(
+            scope=scope,
+            page_size=page_size,
+            trigger_id=parameters.trigger_id,
+            event_id=parameters.event_id,
+            status=parameters.status,
+            since=parameters.since,
+            until=parameters.until,
+        )
+
+    def occurrence_filter(self) -> OccurrenceFilter:
+        """The filter this cursor was made with (parsed as the first request's was)."""
+        return parse_filter(
+            OccurrenceParameters(
+                trigger_id=self.trigger_id,
+                event_id=self.event_id,
+                status=self.status,
+                since=self.since,
+                until=self.until,
+            )
+        )
 
 
 def encode_cursor(state: CursorState) -> str:
@@ -143,27 +184,36 @@ class TriggerList:
         return self._items[max(0, end - limit) : end]
 
 
-class OccurrenceHistory:
-    """One trigger's occurrences, newest first, paged by the store on their `seq`."""
+class OccurrenceQuery:
+    """The occurrences a filter selects, newest first, paged by the store on their keys: `seq`,
+    or `date seq` (a fixed-width UTC time, then seq) when the filter has a time window."""
 
-    def __init__(self, store: Store, trigger_id: str) -> None:
+    def __init__(self, store: Store, selected: OccurrenceFilter) -> None:
         self._store = store
-        self._trigger_id = trigger_id
+        self._selected = selected
 
     def key_of(self, item: Occurrence) -> str:
-        return str(item.seq)
+        key = self._selected.key_of(item)
+        return str(key.seq) if key.date is None else f"{format_time(key.date)} {key.seq}"
 
     async def following(self, key: str | None, limit: int) -> Sequence[Occurrence]:
-        before = None if key is None else _seq(key)
-        return await self._store.list_occurrences(self._trigger_id, limit=limit, before_seq=before)
+        before = None if key is None else self._key(key)
+        return await self._store.query_occurrences(self._selected, limit=limit, before=before)
 
     async def preceding(self, key: str, limit: int) -> Sequence[Occurrence]:
-        return await self._store.list_occurrences(
-            self._trigger_id, limit=limit, after_seq=_seq(key)
-        )
+        after = self._key(key)
+        return await self._store.query_occurrences(self._selected, limit=limit, after=after)
 
-
-def _seq(key: str) -> int:
-    if not (key.isascii() and key.isdigit()):
-        raise bad_cursor()
-    return int(key)
+    def _key(self, text: str) -> OccurrenceKey:
+        date_text, _, seq_text = text.rpartition(" ")
+        if not (seq_text.isascii() and seq_text.isdigit()) or bool(date_text) != (
+            self._selected.by_date
+        ):
+            raise bad_cursor()
+        if not date_text:
+            return OccurrenceKey(int(seq_text))
+        try:
+            date = datetime.strptime(date_text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        except ValueError:
+            raise bad_cursor() from None
+        return OccurrenceKey(int(seq_text), date)

@@ -138,7 +138,21 @@ def v2_router(handlers: TriggerHandlers, auth: ApiAuth | None = None) -> APIRout
         "/triggers/{triggerID}/occurrences",
         handlers.list_occurrences_page,
         "v2ListTriggersOccurrences",
-        description="Occurrences newest first, one page at a time.",
+        description="Occurrences newest first, one page at a time. Extensions: `status`, "
+        "`since` and `until` filter them (a time needs its zone: one without is refused); "
+        "the cursor keeps the filters it was made with.",
+    )
+    _add(
+        router,
+        "GET",
+        "/occurrences",
+        handlers.query_occurrences_page,
+        "v2ListOccurrences",
+        description="Extension: occurrences across triggers, newest first, one page at a time, "
+        "filtered by `eventID`, `triggerID`, `status`, `since` and `until` (a time needs its "
+        "zone: one without is refused). `eventID` alone answers which triggers an event fired "
+        "and how each ended. An unknown `triggerID` gives an empty page, since a deleted "
+        "trigger's occurrences stay.",
     )
     _add(
         router,

@@ -1,5 +1,5 @@
-"""The store's reads: triggers, the triggers revision, occurrences by id, by (trigger, event)
-and a trigger's occurrences page by page.
+"""The store's reads: triggers, the triggers revision, occurrences by id, by (trigger, event),
+and occurrences selected by an OccurrenceFilter, page by page (occurrence_query.py).
 
 Each function runs its query on the connection it is given and returns models, not rows.
 The reads of the store's API are async; those an occurrence write makes within its own
@@ -9,12 +9,12 @@ transaction (occurrence_writes.py) take that transaction's synchronous connectio
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from trigger_daemon.adapters.store.occurrence_query import occurrence_query
 from trigger_daemon.adapters.store.rows import occurrence_from_row, trigger_from_row
 from trigger_daemon.adapters.store.schema import (
     TRIGGERS_REVISION,
@@ -22,7 +22,7 @@ from trigger_daemon.adapters.store.schema import (
     store_revisions,
     triggers,
 )
-from trigger_daemon.core.occurrences import Occurrence
+from trigger_daemon.core.occurrences import Occurrence, OccurrenceFilter, OccurrenceKey
 from trigger_daemon.core.triggers import Trigger, TriggerSource
 
 # Bound parameters per SELECT … IN stay far below every backend's limit.
@@ -99,47 +99,16 @@ def occurrences_by_pair(
     return found
 
 
-async def occurrence_page(
+async def query_occurrences(
     conn: AsyncConnection,
-    trigger_id: str,
+    selected: OccurrenceFilter,
     *,
     limit: int,
-    before_seq: int | None,
-    after_seq: int | None,
+    before: OccurrenceKey | None,
+    after: OccurrenceKey | None,
 ) -> list[Occurrence]:
-    """Up to `limit` of one trigger's occurrences between the cursors, newest first."""
-    query = occurrence_page_query(conn.dialect.name, trigger_id, limit, before_seq, after_seq)
+    """Up to `limit` of the occurrences `selected` admits, between the cursors, newest first."""
+    query = occurrence_query(conn.dialect.name, selected, limit, before, after)
     rows = (await conn.execute(query)).mappings().all()
     page = [occurrence_from_row(row) for row in rows]
-    # Paging towards newer rows reads upwards from the cursor; the answer is newest first.
-    return page[::-1] if after_seq is not None else page
-
-
-def occurrence_page_query(
-    dialect: str, trigger_id: str, limit: int, before_seq: int | None, after_seq: int | None
-) -> Select[Any]:
-    """One trigger's occurrences between the cursors, newest first (oldest first when paging
-    towards newer rows), read from ix_occurrences_trigger_seq starting at the cursor.
-
-    PostgreSQL, given `trigger_id = t ORDER BY seq`, may walk the primary key (seq) backwards
-    from the newest row and filter on trigger_id: it assumes a trigger's rows are spread
-    evenly, and for a trigger whose occurrences are all old it then reads most of the table
-    (bench/explain_occurrences.py shows it). `trigger_id BETWEEN t AND t` selects the same
-    rows but is not an equality to the planner, so ORDER BY (trigger_id, seq) stays an order
-    that only the two-column index gives. SQLite always picks that index, and starts the scan
-    at the cursor only with `=`.
-    """
-    if limit < 0:
-        raise ValueError(f"limit must not be negative, got {limit}")
-    trigger, seq = occurrences.c.trigger_id, occurrences.c.seq
-    of_trigger: ColumnElement[bool]
-    if dialect == "postgresql":
-        of_trigger = trigger.between(trigger_id, trigger_id)
-    else:
-        of_trigger = trigger == trigger_id
-    query = select(occurrences).where(of_trigger).limit(limit)
-    if before_seq is not None:
-        query = query.where(seq < before_seq)
-    if after_seq is not None:
-        return query.where(seq > after_seq).order_by(trigger.asc(), seq.asc())
-    return query.order_by(trigger.desc(), seq.desc())
+    return page[::-1] if after is not None else page

@@ -96,6 +96,12 @@ occurrences = Table(
     UniqueConstraint("trigger_id", "event_id", name="uq_occurrences_trigger_event"),
     CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="ck_occurrences_status"),
     Index("ix_occurrences_trigger_seq", "trigger_id", "seq"),
+    # The shapes of Store.query_occurrences (occurrence_query.py says which reads which).
+    Index("ix_occurrences_trigger_status_seq", "trigger_id", "status", "seq"),
+    Index("ix_occurrences_trigger_date_seq", "trigger_id", "date", "seq"),
+    Index("ix_occurrences_status_seq", "status", "seq"),
+    Index("ix_occurrences_date_seq", "date", "seq"),
+    Index("ix_occurrences_event", "event_id"),
     # A seq is never reused, even after the newest row is deleted: API cursors stay valid.
     sqlite_autoincrement=True,
 )

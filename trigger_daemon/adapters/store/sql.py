@@ -47,7 +47,14 @@ from trigger_daemon.adapters.store.schema import (
 )
 from trigger_daemon.adapters.store.thread_writer import ThreadWriter
 from trigger_daemon.core.backtests import Backtest
-from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, OccurrenceStatus, Outcome
+from trigger_daemon.core.occurrences import (
+    NewOccurrence,
+    Occurrence,
+    OccurrenceFilter,
+    OccurrenceKey,
+    OccurrenceStatus,
+    Outcome,
+)
 from trigger_daemon.core.triggers import Trigger, TriggerSource
 from trigger_daemon.errors import ConflictError, NotFoundError
 from trigger_daemon.ports import (
@@ -209,9 +216,24 @@ class SqlStore:
         before_seq: int | None = None,
         after_seq: int | None = None,
     ) -> list[Occurrence]:
-        async with self._reading("list occurrences") as conn:
-            return await queries.occurrence_page(
-                conn, trigger_id, limit=limit, before_seq=before_seq, after_seq=after_seq
+        return await self.query_occurrences(
+            OccurrenceFilter(trigger_id=trigger_id),
+            limit=limit,
+            before=None if before_seq is None else OccurrenceKey(before_seq),
+            after=None if after_seq is None else OccurrenceKey(after_seq),
+        )
+
+    async def query_occurrences(
+        self,
+        selected: OccurrenceFilter,
+        *,
+        limit: int,
+        before: OccurrenceKey | None = None,
+        after: OccurrenceKey | None = None,
+    ) -> list[Occurrence]:
+        async with self._reading("query occurrences") as conn:
+            return await queries.query_occurrences(
+                conn, selected, limit=limit, before=before, after=after
             )
 
     async def count_occurrences(self, since: datetime) -> OccurrenceCounts:

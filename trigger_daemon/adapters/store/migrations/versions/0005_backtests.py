@@ -1,7 +1,7 @@
 """Finished backtests, kept for a while so that any replica can answer for them.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Created: backtests (a dry run of a trigger over the events already in Kafka)
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | None = None
 depends_on: str | None = None
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import httpx
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -131,8 +132,14 @@ class Browser:
         self.driver.get(url)
 
     def until(self, what: str, condition: Callable[[Any], T], within: float = WAIT_SECONDS) -> T:
-        """`condition(driver)`'s first truthy value, polled every 0.1 s for `within` s."""
-        wait = WebDriverWait(self.driver, within, poll_frequency=0.1)
+        """`condition(driver)`'s first truthy value, polled every 0.1 s for `within` s. An
+        element missing, or replaced while it was read (the page redraws), counts as not yet."""
+        wait = WebDriverWait(
+            self.driver,
+            within,
+            poll_frequency=0.1,
+            ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+        )
         return wait.until(condition, f"timed out waiting for {what}")
 
     def visible(self, css: str, within: float = WAIT_SECONDS) -> WebElement:

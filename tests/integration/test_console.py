@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,6 +147,10 @@ def test_the_triggers_page_lists_yaml_and_api_triggers_with_their_counts(
     assert browser.find_all(f"{yaml_row} button") == []  # read-only: no delete
     assert browser.find(f"{api_row} button").text == "Delete"
     assert "event.transactions[0]" in browser.find(f"{yaml_row}").text
+    health = browser.text_in("#health", "Circuit: ✓ closed").text
+    assert "Readiness: ✓ ready" in health
+    assert "Consumer lag: 0" in health
+    assert re.search(r"Events/s \(last \d+ s\): \d+\.\d", health), health
     browser.screenshot("triggers")
 
     browser.type_into("#trigger-search", "yaml-dep")
@@ -188,6 +193,16 @@ def test_the_create_form_shows_the_error_at_the_field_and_a_created_trigger_fire
     console.wait_occurrences(trigger_id, 1, "succeeded")
     link.click()
     browser.text_in("#occurrences-table", "succeeded")
+
+    console.page("#/triggers")
+    browser.visible(f'tr[data-trigger-id="{trigger_id}"] button').click()
+    browser.text_in(f'tr[data-trigger-id="{trigger_id}"]', "Delete made-in-the-browser?")
+    browser.find(f'tr[data-trigger-id="{trigger_id}"] button.danger').click()
+    browser.text_in("#notice", "Deleted trigger made-in-the-browser")
+    browser.until(
+        "the row to go", lambda _: not browser.find_all(f'[data-trigger-id="{trigger_id}"]')
+    )
+    assert console.api.get(f"/v2/triggers/{trigger_id}").status_code == 404
     console.assert_no_console_errors(400)
 
 
@@ -232,9 +247,14 @@ def test_a_trigger_page_pages_occurrences_and_runs_a_failed_one_again(console: C
     browser.text_in(".occurrence-details .occurrence-error", "400")
     assert '"destination": "console:paging"' in browser.find(".occurrence-details").text
     browser.find("button.run-again").click()
-    browser.text_in(".retry-outcome", "succeeded")
+    browser.text_in(".retry-outcome", "Ran again: ✓ succeeded")
     browser.text_in(f'tr[data-occurrence-id="{occurrence_id}"] .status', "succeeded")
     assert "workflow instance" in browser.find(".retry-outcome").text
+    assert browser.find(".occurrence-details .instance").text != "—"
+    assert not browser.find("button.run-again").is_displayed()  # succeeded: nothing to re-run
+    browser.driver.execute_script(
+        "arguments[0].scrollIntoView()", browser.find("#occurrences-title")
+    )
     browser.screenshot("trigger")
 
     # Filtered by status, the 11 still failed, paged the same way; by time, none yet.

@@ -27,35 +27,49 @@ function definition(trigger) {
 
 function occurrenceDetails(trigger, occurrence, onChanged) {
   const outcome = h('div', { class: 'retry-outcome', 'aria-live': 'polite' });
-  async function runAgain(clicked) {
-    clicked.target.disabled = true;
+  const status = h('dd', {});
+  const attempts = h('dd', {});
+  const instance = h('dd', { class: 'instance' });
+  const error = h('dd', { class: 'occurrence-error' });
+  const runAgain = h('button', { type: 'button', class: 'run-again' }, 'Run again');
+  const actions = h('div', { class: 'actions' }, runAgain, outcome);
+  function show(now) {
+    fill(status, statusBadge(now.status));
+    fill(attempts, String(now.attempts));
+    fill(instance, now.workflowInstanceID ?? '—');
+    fill(error, now.error ?? '—');
+    runAgain.hidden = now.status !== 'failed';
+  }
+  runAgain.addEventListener('click', async () => {
+    runAgain.disabled = true;
     fill(outcome, 'Running again…');
     try {
       const answer = await api('POST',
         `/v2/triggers/${encode(trigger.id)}/occurrences/${encode(occurrence.id)}/retry`);
       const now = answer.data;
-      fill(outcome, 'Now: ', statusBadge(now.status),
+      fill(outcome, 'Ran again: ', statusBadge(now.status),
         now.workflowInstanceID ? ` — workflow instance ${now.workflowInstanceID}` : null,
         now.error ? ` — ${now.error}` : null);
+      show(now);
       onChanged(now);
-    } catch (error) {
-      if (!(error instanceof ApiError)) throw error;
-      fill(outcome, errorBox(error.plain));
-      clicked.target.disabled = false;
+    } catch (problem) {
+      if (!(problem instanceof ApiError)) throw problem;
+      fill(outcome, errorBox(problem.plain));
     }
-  }
+    runAgain.disabled = false;
+  });
+  show(occurrence);
   return h('div', { class: 'occurrence-details' },
-    h('dl', { class: 'definition' },
-      h('dt', {}, 'Occurrence'), h('dd', {}, occurrence.id),
-      h('dt', {}, 'Status'), h('dd', {}, statusBadge(occurrence.status)),
-      h('dt', {}, 'Attempts'), h('dd', {}, String(occurrence.attempts)),
-      h('dt', {}, 'Workflow instance'), h('dd', { class: 'instance' }, occurrence.workflowInstanceID ?? '—'),
-      h('dt', {}, 'Error'), h('dd', { class: 'occurrence-error' }, occurrence.error ?? '—')),
-    occurrence.status === 'failed'
-      ? h('div', { class: 'actions' }, h('button', { type: 'button', class: 'run-again', onclick: runAgain }, 'Run again'), outcome)
-      : null,
-    h('h4', {}, 'Vars'), pretty(occurrence.vars),
-    h('h4', {}, 'Event'), pretty(occurrence.event));
+    h('div', {},
+      h('dl', { class: 'definition' },
+        h('dt', {}, 'Occurrence'), h('dd', {}, occurrence.id),
+        h('dt', {}, 'Status'), status,
+        h('dt', {}, 'Attempts'), attempts,
+        h('dt', {}, 'Workflow instance'), instance,
+        h('dt', {}, 'Error'), error),
+      occurrence.status === 'failed' ? actions : null,
+      h('h4', {}, 'Vars'), pretty(occurrence.vars)),
+    h('div', {}, h('h4', {}, 'Event'), pretty(occurrence.event)));
 }
 
 function occurrencesPanel(trigger, onPage) {

@@ -31,7 +31,7 @@ YAML_TRIGGER = {
     "filter": "event.transactions[0].postings[0].destination == 'console:yaml'",
     "workflowID": "yaml-workflow",
 }
-TOKEN = "console-test-token-0123456789"
+READ_ONLY_TOKEN = "console-reader-token-0123456789"
 _tx_ids = itertools.count(1)
 
 
@@ -152,6 +152,11 @@ def test_the_triggers_page_lists_yaml_and_api_triggers_with_their_counts(
     assert "Consumer lag: 0" in health
     assert re.search(r"Events/s \(last \d+ s\): \d+\.\d", health), health
     browser.screenshot("triggers")
+
+    # Behind a gateway's path, the page talks to the API beside it.
+    browser.open(f"{console.url}/api/orchestration/ui/")
+    browser.text_in(f"{api_row} .counts", "2 succeeded")
+    assert browser.find(f"{yaml_row} .source").text == "YAML (read-only)"
 
     browser.type_into("#trigger-search", "yaml-dep")
     browser.until(
@@ -334,7 +339,7 @@ def test_a_backtest_runs_to_its_counts(console: Console) -> None:
     console.assert_no_console_errors(404)  # the backfill routes, until they exist
 
 
-def test_with_token_auth_the_console_asks_for_a_token_and_shows_the_401(
+def test_with_token_auth_the_console_asks_for_a_token_and_shows_401_and_403(
     broker: TansuBroker, tmp_path: Path
 ) -> None:
     topic = new_topic(broker, f"console-auth-{uuid.uuid4().hex[:12]}")
@@ -343,7 +348,7 @@ def test_with_token_auth_the_console_asks_for_a_token_and_shows_the_401(
     def settings(stub_url: str) -> dict[str, Any]:
         auth = {
             "mode": "token",
-            "tokens": [{"token": TOKEN, "scopes": ["orchestration:read", "orchestration:write"]}],
+            "tokens": [{"token": READ_ONLY_TOKEN, "scopes": ["orchestration:read"]}],
         }
         return daemon_settings(
             broker, topic, stub_url, store, triggers=[YAML_TRIGGER], api={"auth": auth}
@@ -359,13 +364,23 @@ def test_with_token_auth_the_console_asks_for_a_token_and_shows_the_401(
             browser.find("#auth-form button").click()
             browser.text_in("#auth-message", "refused this token")
             assert "Not signed in (401)" in browser.find("#auth-message").text
-            browser.type_into("#auth-token", TOKEN)
+
+            browser.type_into("#auth-token", READ_ONLY_TOKEN)
             browser.find("#auth-form button").click()
             browser.text_in("#triggers-table", "yaml-deposits")
             assert not browser.find("#auth").is_displayed()
+            browser.text_in("#health", "Circuit: ✓ closed")  # the status, with the token
+            browser.find("details.panel summary").click()
+            browser.type_into("#field-create-event", "COMMITTED_TRANSACTIONS")
+            browser.type_into("#field-create-workflowID", "w")
+            browser.find("#create-form button[type=submit]").click()
+            refused = browser.text_in("#create-form .form-error", "Not allowed (403)").text
+            assert "orchestration:write" in refused
+
             errors = browser.log_errors()
-            assert errors, "the refused requests are logged"
-            assert all(e["source"] == "network" and "status of 401" in e["message"] for e in errors)
+            assert {e["source"] for e in errors} == {"network"}
+            statuses = {re.search(r"status of (\d+)", e["message"]).group(1) for e in errors}
+            assert statuses == {"401", "403"}
         finally:
             browser.close()
 

@@ -25,11 +25,23 @@ function item(label, value, state) {
     h('span', { class: 'muted' }, `${label}: `), h('strong', {}, value));
 }
 
+// After a 401, the status waits for a token (refresh() after one is given) instead of asking
+// again every few seconds.
+let refused = null;
+
+async function activity() {
+  if (refused) return refused;
+  try {
+    return (await api('GET', '/v2/status')).data;
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    if (error.status === 401) refused = error;
+    return error;
+  }
+}
+
 async function refresh(strip) {
-  const [ready, status] = await Promise.all([
-    readiness(),
-    api('GET', '/v2/status').then((answer) => answer.data, (error) => error),
-  ]);
+  const [ready, status] = await Promise.all([readiness(), activity()]);
   const items = [];
   if (ready) {
     const failing = Object.entries(ready.checks).filter(([, passed]) => !passed).map(([name]) => name);
@@ -55,10 +67,15 @@ async function refresh(strip) {
   fill(strip, items);
 }
 
-/** Keep `strip` current; `refresh()` of the answer redraws it now. */
+/** Keep `strip` current; `refresh()` of the answer asks again now (after a new token). */
 export function startHealth(strip) {
-  const tick = () => refresh(strip).catch(() => {});
+  const tick = () => refresh(strip);
   tick();
   setInterval(tick, EVERY_MS);
-  return { refresh: tick };
+  return {
+    refresh: () => {
+      refused = null;
+      tick();
+    },
+  };
 }

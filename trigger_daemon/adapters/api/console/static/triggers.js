@@ -68,17 +68,22 @@ const FIELD_OF = { workflowid: 'workflowID', ratelimit: 'requestsPerUnit', maxco
 /** Show each problem of a VALIDATION message ("invalid trigger: field: problem; ...") at its
  * field; those naming no field of the form go in `formError`. */
 export function showValidation(form, formError, error) {
+  if (error.status !== 400) {
+    formError.hidden = false;
+    fill(formError, error.plain);
+    return;
+  }
   const message = error.message.replace(/^invalid trigger: /, '');
   const unplaced = [];
   for (const problem of message.split('; ')) {
     const named = /^([A-Za-z][A-Za-z0-9]*)/.exec(problem);
     let name = named ? named[1] : '';
     name = FIELD_OF[name.toLowerCase()] ?? name;
-    if (!error.code.startsWith('VALIDATION') || !showFieldError(form, name, problem)) unplaced.push(problem);
+    if (!showFieldError(form, name, problem)) unplaced.push(problem);
   }
   if (unplaced.length) {
     formError.hidden = false;
-    fill(formError, error.status === 400 ? unplaced.join('; ') : error.plain);
+    fill(formError, unplaced.join('; '));
   }
 }
 

@@ -307,6 +307,10 @@ def test_the_test_panels_show_the_explanation(console: Console) -> None:
     browser.type_into("#field-unsaved-vars", "txid = event.transactions[0].id")
     event = events.encode(events.committed_transaction(999_999, 500)).decode()
     browser.type_into("#field-unsaved-testEvent", event)
+    browser.type_into("#field-unsaved-version", "x" * 65)  # refused as create refuses it
+    browser.find("#unsaved-form button[type=submit]").click()
+    browser.text_in("#field-unsaved-version-error", "version: String should have at most 64")
+    browser.type_into("#field-unsaved-version", "v2")
     browser.find("#unsaved-form button[type=submit]").click()
     browser.text_in("#unsaved-result .verdict", "✗ No match")
     decision = browser.find("#unsaved-result .decision").text
@@ -314,7 +318,7 @@ def test_the_test_panels_show_the_explanation(console: Console) -> None:
     assert "> `1000`" in browser.find("#unsaved-result .clauses").text
     assert "999999" in browser.find("#unsaved-result").text  # the var's value
     browser.screenshot("test")
-    console.assert_no_console_errors()
+    console.assert_no_console_errors(400)
 
 
 def test_a_backtest_runs_to_its_counts(console: Console) -> None:

@@ -2,7 +2,8 @@
 
 One run starts a Tansu broker and a stub orchestration API (each in its own process), runs
 the daemon as an operator does (`trigger-daemon run --config FILE`, a fresh SQLite store in a
-temporary directory, log level warning) and prints, side by side:
+temporary directory, the default log level: info, one JSON line per occurrence) and prints,
+side by side:
 
 1. matched     N events that all match: workflow runs/s, and the daemon's CPU per run, against
                a bare aiohttp client with 64 workers posting the same requests to the same
@@ -13,7 +14,8 @@ temporary directory, log level warning) and prints, side by side:
 3. latency     the stub answering after 20 ms: runs/s, against bare aiohttp with 256 in flight
                (measured as for 1.);
 4. triggers    the unmatched events again with 10,000 triggers of their event type instead
-               of one: how much more each event costs;
+               of one: how much more each event costs; 4b. mixed: the same with 10,000
+               triggers of four shapes (equalities, numeric ranges, prefixes, either-or);
 5. peak RSS    of the daemon reading a topic with 1,000,000 records waiting;
 and, to show where the HTTP engine stands apart from the rest of the daemon:
 6. client      the daemon's OrchestrationClient alone (httpx over its aiohttp transport), 64
@@ -26,6 +28,10 @@ and filters that are evaluated in full on every event, none matching:
 8. unindexed   the unmatched events with 1,000 triggers no index answers
                (`length(event.transactions[?postings[?amount > N]]) > 0`, N varying):
                how much more each event costs than with one trigger.
+
+After the table, per daemon run: its peak RSS, its event loop's longest stall (its own
+`trigger_daemon_event_loop_longest_lag_seconds`), the slowest /healthz answer seen while it
+ran (polled every 50 ms) and the fetch requests that timed out (from its log).
 
 Rates are taken from the first progress observed to the end (group joins and start-up do not
 count). A run that has not finished after --max-seconds is stopped and its rate so far shown,
@@ -81,8 +87,17 @@ TARGET_DESTINATION = "treasury:0"  # the one trigger's filter matches this desti
 POLL_SECONDS = 0.05
 START_TIMEOUT_SECONDS = 180.0  # start-up, group join, and 10,000 triggers to store and compile
 DAEMON = Path(sys.executable).parent / "trigger-daemon"
-SCENARIOS = ("matched", "unmatched", "latency", "triggers", "rss", "client")
-SCENARIOS += ("projection", "unindexed")  # filters evaluated in full: rows 7 and 8
+SCENARIOS = (
+    "matched",
+    "unmatched",
+    "latency",
+    "triggers",
+    "mixed",
+    "rss",
+    "client",
+    "projection",  # 7 and 8: filters evaluated in full
+    "unindexed",
+)
 _SENTINEL = 987654321  # stands for the event number in the encoded template
 
 
@@ -141,6 +156,24 @@ def trigger(name: str, destination: str) -> dict[str, Any]:
     }
 
 
+_POSTING = "event.transactions[0].postings[0]"
+
+
+def mixed_trigger(n: int) -> dict[str, Any]:
+    """One of the four common filter shapes, by n: an equality, a numeric range (one bound, or
+    two on one path), a prefix, an either-or; none matches the unmatched events (destination
+    users:1234, amount 12,500, reference ref-N, asset USD/2)."""
+    shapes = [
+        f"{_POSTING}.destination == 'treasury:{n}'",
+        f"{_POSTING}.amount > `{1_000_000 + n}`"
+        if n % 8 == 1
+        else f"{_POSTING}.amount > `{1_000 * n}` && {_POSTING}.amount <= `{1_000 * n + 500}`",
+        f"starts_with(event.transactions[0].reference, 'inv-{n}-')",
+        f"{_POSTING}.asset == 'EUR/{n}' || {_POSTING}.asset == 'GBP/{n}'",
+    ]
+    return {**trigger(f"mixed-{n}", "unused"), "filter": shapes[n % 4]}
+
+
 class DaemonProcess:
     """`trigger-daemon run` with its own config, SQLite store, consumer group and log file."""
 
@@ -158,6 +191,7 @@ class DaemonProcess:
         self.name = name
         self.group_id = f"bench-{name}-{uuid.uuid4().hex[:8]}"
         self.log_path = workdir / f"{name}.log"
+        self.api_url = f"http://127.0.0.1:{free_port()}"
         self._config_path = workdir / f"{name}.yaml"
         self._config = {
             "kafka": {
@@ -170,8 +204,9 @@ class DaemonProcess:
             },
             "orchestration": {"base_url": stub_url, "api_version": "v2", "timeout_seconds": 10},
             "store": {"url": store_url or f"sqlite:///{workdir / name}.db"},
-            "api": {"host": "127.0.0.1", "port": free_port()},
-            "logging": {"level": "warning", "format": "json"},
+            "api": {"host": "127.0.0.1", "port": int(self.api_url.rsplit(":", 1)[1])},
+            # The default level, as users run it: one JSON line per occurrence.
+            "logging": {"level": "info", "format": "json"},
             "triggers": triggers,
         }
         self._process: subprocess.Popen[bytes] | None = None
@@ -201,6 +236,36 @@ class DaemonProcess:
         if self._profile_dir is not None and self._profiler is None:
             self._profile_path = self._profile_dir / f"{self.name}.txt"
             self._profiler = start_profiler(self.pid, self._profile_path)
+
+    async def healthz_seconds(self) -> float | None:
+        """How long /healthz took to answer (None: no answer within 5 s). Timed in a thread
+        with its own client, so this process's busy event loop does not count."""
+
+        def probe() -> float | None:
+            started = time.monotonic()
+            try:
+                httpx.get(f"{self.api_url}/healthz", timeout=5).raise_for_status()
+            except httpx.HTTPError:
+                return None
+            return time.monotonic() - started
+
+        return await asyncio.to_thread(probe)
+
+    async def longest_loop_lag_seconds(self) -> float | None:
+        """The daemon's own measure of its event loop's longest stall, from /metrics."""
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                text = (await client.get(f"{self.api_url}/metrics")).text
+        except httpx.HTTPError:
+            return None
+        for line in text.splitlines():
+            if line.startswith("trigger_daemon_event_loop_longest_lag_seconds "):
+                return float(line.split()[1])
+        return None
+
+    def fetch_timeouts(self) -> int:
+        """Fetch requests that timed out, as the daemon's log reports them."""
+        return self.log_path.read_text(errors="replace").count("RequestTimedOutError")
 
     def check_alive(self) -> None:
         assert self._process is not None
@@ -374,11 +439,23 @@ class Rate:
     partial: bool = False
     peak_rss_mb: float | None = None
     cpu_us: float | None = None  # CPU per unit of work: the daemon's, or a bare client's
+    loop_stall_ms: float | None = None  # the daemon's longest event loop stall
+    slowest_healthz_ms: float | None = None  # the slowest /healthz answer during the run
+    fetch_timeouts: int = 0
 
     def __str__(self) -> str:
         mark = " (partial)" if self.partial else ""
         cpu = "" if self.cpu_us is None else f", {self.cpu_us:,.0f} us CPU each"
         return f"{self.per_second:,.0f}/s{mark}{cpu}"
+
+    def responsiveness(self) -> str:
+        """The daemon's event loop during the run, for the table's footnotes."""
+        stall = "?" if self.loop_stall_ms is None else f"{self.loop_stall_ms:,.0f} ms"
+        health = "none" if self.slowest_healthz_ms is None else f"{self.slowest_healthz_ms:,.0f} ms"
+        return (
+            f"longest loop stall {stall}, slowest /healthz {health}, "
+            f"fetch timeouts {self.fetch_timeouts}"
+        )
 
 
 def median(rates: list[Rate]) -> Rate:
@@ -406,18 +483,26 @@ async def measure_progress(
         cpu_first = daemon.cpu_seconds()
         daemon.start_profiling()
     done, now = first, t_first
+    slowest_healthz: float | None = 0.0
     while done < goal:
         if now - t_first > max_seconds:
             break
         await asyncio.sleep(POLL_SECONDS)
         if daemon is not None:
             daemon.check_alive()
+            answered = await daemon.healthz_seconds()
+            if slowest_healthz is not None:
+                slowest_healthz = None if answered is None else max(slowest_healthz, answered)
         done, now = await progress(), time.monotonic()
     seconds = max(now - t_first, 1e-9)
     rate = Rate((done - first) / seconds, done - first, seconds, partial=done < goal)
     if daemon is not None:
         rate.peak_rss_mb = daemon.peak_rss_mb()
         rate.cpu_us = (daemon.cpu_seconds() - cpu_first) / max(rate.done, 1) * 1e6
+        lag = await daemon.longest_loop_lag_seconds()
+        rate.loop_stall_ms = None if lag is None else lag * 1000
+        rate.slowest_healthz_ms = None if slowest_healthz is None else slowest_healthz * 1000
+        rate.fetch_timeouts = daemon.fetch_timeouts()
         await daemon.stop_profiling()
     return rate
 
@@ -614,8 +699,13 @@ def unindexed_filter(number: int) -> str:
 
 async def unmatched_with_filters(bench: Bench, name: str, filters: list[str]) -> Rate:
     """Events/s over the unmatched topic with one trigger per filter."""
-    topic, ends = await bench.topic("unmatched", bench.args.unmatched, "users:1234")
     rules = [{**trigger(f"{name}-{n}", "none"), "filter": f} for n, f in enumerate(filters)]
+    return await unmatched_with_triggers(bench, name, rules)
+
+
+async def unmatched_with_triggers(bench: Bench, name: str, rules: list[dict[str, Any]]) -> Rate:
+    """Events/s over the unmatched topic with `rules` as the daemon's triggers."""
+    topic, ends = await bench.topic("unmatched", bench.args.unmatched, "users:1234")
     async with StubProcess() as stub:
         daemon = DaemonProcess(
             bench.workdir,
@@ -664,6 +754,19 @@ async def full_evaluation_rows(bench: Bench, only: set[str], one_trigger: Rate |
         )
         print(f"  daemon {many}", flush=True)
     return rows
+
+
+def mixed_row(triggers: int, many: Rate, one_trigger: Rate) -> Row:
+    # No commit within --max-seconds (a slow catalogue commits rarely) is an unbounded cost.
+    cost = one_trigger.per_second / many.per_second if many.per_second else float("inf")
+    return Row(
+        f"4b {triggers:,} mixed triggers",
+        str(many),
+        f"1 trigger: {one_trigger}",
+        f"{cost:.2f}x cost",
+        "<= 2x the cost of one",
+        "ok" if cost <= 2 else "MISSED",
+    )
 
 
 # --- the report -----------------------------------------------------------------------------
@@ -723,7 +826,7 @@ async def main(args: argparse.Namespace) -> None:
     only = set(args.only.split(",")) if args.only else set(SCENARIOS)
     print(f"machine: {machine()}", flush=True)
     rows: list[Row] = []
-    rss_rows: list[tuple[str, float | None]] = []
+    runs: list[tuple[str, Rate]] = []  # each daemon run, for the footnotes
     with tempfile.TemporaryDirectory(prefix="td-bench-") as tmp:
         async with TansuBroker() as broker:
             bench = Bench(args, broker, Path(tmp))
@@ -731,23 +834,23 @@ async def main(args: argparse.Namespace) -> None:
                 print("matched: ...", flush=True)
                 rate, ceiling = await bench.runs("matched", 0.0, 64)
                 rows.append(ratio_row(f"1 matched ({args.matched:,})", rate, ceiling, 0.3, 0.5))
-                rss_rows.append(("matched", rate.peak_rss_mb))
+                runs.append(("matched", rate))
                 print(f"  daemon {rate}, bare aiohttp x64 {ceiling}", flush=True)
             one_trigger: Rate | None = None
-            if "unmatched" in only or "triggers" in only:
+            if only & {"unmatched", "triggers", "mixed"}:
                 print("unmatched: ...", flush=True)
                 ceiling = await bench.unmatched_ceiling()
                 one_trigger = await bench.unmatched("unmatched", 1)
                 rows.append(
                     ratio_row(f"2 unmatched ({args.unmatched:,})", one_trigger, ceiling, 0.5, 0.7)
                 )
-                rss_rows.append(("unmatched", one_trigger.peak_rss_mb))
+                runs.append(("unmatched", one_trigger))
                 print(f"  daemon {one_trigger}, bare aiokafka {ceiling}", flush=True)
             if "latency" in only:
                 print("latency: ...", flush=True)
                 rate, ceiling = await bench.runs("latency", 0.020, 256)
                 rows.append(ratio_row("3 latency 20 ms", rate, ceiling, 0.3, 0.5))
-                rss_rows.append(("latency", rate.peak_rss_mb))
+                runs.append(("latency", rate))
                 print(f"  daemon {rate}, bare aiohttp x256 {ceiling}", flush=True)
             if "triggers" in only and one_trigger is not None:
                 print(f"triggers: {args.triggers:,} ...", flush=True)
@@ -763,7 +866,14 @@ async def main(args: argparse.Namespace) -> None:
                         "ok" if cost <= 2 else "MISSED",
                     )
                 )
-                rss_rows.append(("triggers", many.peak_rss_mb))
+                runs.append(("triggers", many))
+                print(f"  daemon {many}", flush=True)
+            if "mixed" in only and one_trigger is not None:
+                print(f"mixed: {args.triggers:,} triggers of four shapes ...", flush=True)
+                mixed = [mixed_trigger(n) for n in range(args.triggers)]
+                many = await unmatched_with_triggers(bench, "mixed", mixed)
+                rows.append(mixed_row(args.triggers, many, one_trigger))
+                runs.append(("mixed", many))
                 print(f"  daemon {many}", flush=True)
             rows += await full_evaluation_rows(bench, only, one_trigger)
             if "rss" in only and args.rss_records:
@@ -790,7 +900,12 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"  bare aiohttp {bare}", flush=True)
     print()
     print_table(rows)
-    print("peak RSS per run: " + ", ".join(f"{n} {mb:.0f} MB" for n, mb in rss_rows if mb))
+    print(
+        "peak RSS per run: "
+        + ", ".join(f"{n} {r.peak_rss_mb:.0f} MB" for n, r in runs if r.peak_rss_mb)
+    )
+    for name, rate in runs:
+        print(f"{name}: {rate.responsiveness()}")
     print(f"load average at the end: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
@@ -800,7 +915,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--matched", type=int, default=20_000, help="events for 1 and 3")
     parser.add_argument("--unmatched", type=int, default=200_000, help="events for 2 and 4")
-    parser.add_argument("--triggers", type=int, default=10_000, help="triggers for 4")
+    parser.add_argument("--triggers", type=int, default=10_000, help="triggers for 4 and 4b")
     parser.add_argument("--unindexed-triggers", type=int, default=1_000, help="triggers for 8")
     parser.add_argument("--rss-records", type=int, default=1_000_000, help="records for 5")
     parser.add_argument("--client-requests", type=int, default=20_000, help="requests for 6")

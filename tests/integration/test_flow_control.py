@@ -66,7 +66,10 @@ async def test_a_burst_is_paced_by_the_rate_limit_and_every_event_runs(
     arrivals = sorted(call.received_at for call in stub.calls)
     assert len(arrivals) == 200  # one request each: waiting spent no attempt
     assert arrivals[-1] - arrivals[0] >= 9.0
-    assert busiest_second(arrivals) <= 21
+    # At most 21 sent in any second (tests/unit/core/test_throttle.py proves it of the
+    # bucket); seen at the stub, a request's time on the way varies, so the window is 50 ms
+    # short of a second.
+    assert busiest_window(arrivals, 0.95) <= 21
     # Burst 1: the k-th request is not sent before k/20 s after the first (50 ms of slack for
     # the time a request takes to reach the stub, which varies).
     for k, arrival in enumerate(arrivals):
@@ -104,11 +107,11 @@ async def test_a_throttled_trigger_does_not_delay_another_triggers_events(
     assert free_calls[-1] < slow_calls[5]  # all done before the slow trigger is half-way
 
 
-def busiest_second(arrivals: list[float]) -> int:
-    """The most arrivals within any one-second window."""
+def busiest_window(arrivals: list[float], seconds: float) -> int:
+    """The most arrivals within any window of `seconds`."""
     busiest = start = 0
     for end, arrival in enumerate(arrivals):
-        while arrival - arrivals[start] >= 1.0:
+        while arrival - arrivals[start] >= seconds:
             start += 1
         busiest = max(busiest, end - start + 1)
     return busiest

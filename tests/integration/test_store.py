@@ -15,6 +15,7 @@ import logging
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -504,6 +505,8 @@ async def test_replicas_starting_on_a_new_database_at_once_migrate_it_once(
         "can answer for them.",
         "Running upgrade 0005 -> 0006, A trigger's flow control (the `rateLimit` and "
         "`maxConcurrency` extension fields); null: none.",
+        "Running upgrade 0006 -> 0008, Occurrence claims (`claimed_by`): a replica that lost a "
+        "record to another stops trying it.",
     ]
 
 
@@ -568,7 +571,7 @@ async def test_migrated_schema_matches_schema_module(store_url: str) -> None:
         await engine.dispose()
 
     assert diff == []
-    assert revision == "0006"
+    assert revision == "0008"
 
 
 def _schema_diff(conn: Connection) -> list[object]:
@@ -738,3 +741,24 @@ async def test_only_a_failed_occurrence_can_be_reopened_and_only_once(store: Sto
         await store.reopen_occurrence(pending.id)
     with pytest.raises(NotFoundError):
         await store.reopen_occurrence("no-such-occurrence")
+
+
+async def test_beginning_a_pending_occurrence_again_claims_it_a_final_one_stays(
+    store: Store,
+) -> None:
+    await store.create_trigger(api_trigger("t-1"))
+    claimed = [
+        NewOccurrence("t-1", event, {"type": "E"}, T0, claimed_by=replica)
+        for event, replica in (("e-1", "replica-a"), ("e-2", "replica-a"))
+    ]
+    [first, second] = await store.begin_occurrences(claimed)
+    assert (first.claimed_by, second.claimed_by) == ("replica-a", "replica-a")
+    await store.finish_occurrence(second, Outcome.succeeded({"id": "wi-1"}, 1, {}))
+
+    again = [replace(new, claimed_by="replica-b") for new in claimed]
+    [first_again, second_again] = await store.begin_occurrences(again)
+
+    assert first_again.claimed_by == "replica-b"
+    assert (await store.get_occurrence(first.id)).claimed_by == "replica-b"
+    assert second_again.claimed_by == "replica-a"  # final: nobody runs it again
+    assert second_again.status is OccurrenceStatus.SUCCEEDED

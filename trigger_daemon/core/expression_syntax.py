@@ -8,13 +8,17 @@ shapes the daemon acts on:
     LiteralValue   a literal (`'x'`, `` `1` ``, `` `null` ``), its JSON value
     Comparison     `left <op> right`, op one of eq ne lt lte gt gte
     AllOf          `a && b && c`: its clauses, left to right however the `&&` were grouped
+    AnyOf          `a || b || c`: its alternatives, likewise
+    Not            `!a`
+    ListOf         `[a, b]`: a multi-select list (null when evaluated against null)
     FunctionCall   `name(arguments...)`
-    OtherNode      anything else (projections, filters, `||`, `!`, pipes ...), by its node kind
+    OtherNode      anything else (projections, filters, pipes ...), by its node kind
 
 compile_expression builds the view once, after validation; Expression.syntax holds it.
 
 `&&` is associative in JMESPath (each side is evaluated left to right and the first falsy one
-is the answer), so flattening its grouping changes neither the result nor what is evaluated.
+is the answer), and so is `||` (the first truthy one, else the last), so flattening their
+grouping changes neither the result nor what is evaluated.
 """
 
 from __future__ import annotations
@@ -51,6 +55,21 @@ class AllOf:
 
 
 @dataclass(frozen=True, slots=True)
+class AnyOf:
+    alternatives: tuple[SyntaxNode, ...]  # two or more, none of them an AnyOf
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    operand: SyntaxNode
+
+
+@dataclass(frozen=True, slots=True)
+class ListOf:
+    items: tuple[SyntaxNode, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class FunctionCall:
     name: str
     arguments: tuple[SyntaxNode, ...]
@@ -58,10 +77,12 @@ class FunctionCall:
 
 @dataclass(frozen=True, slots=True)
 class OtherNode:
-    kind: str  # jmespath's node type, e.g. "projection", "or_expression"
+    kind: str  # jmespath's node type, e.g. "projection", "pipe"
 
 
-SyntaxNode = FieldPath | LiteralValue | Comparison | AllOf | FunctionCall | OtherNode
+SyntaxNode = (
+    FieldPath | LiteralValue | Comparison | AllOf | AnyOf | Not | ListOf | FunctionCall | OtherNode
+)
 
 
 def syntax_node(node: Mapping[str, Any]) -> SyntaxNode:
@@ -76,17 +97,24 @@ def syntax_node(node: Mapping[str, Any]) -> SyntaxNode:
         left, right = node["children"]
         return Comparison(node["value"], syntax_node(left), syntax_node(right))
     if kind == "and_expression":
-        return AllOf(tuple(_and_clauses(node)))
+        return AllOf(tuple(_flattened(node, kind)))
+    if kind == "or_expression":
+        return AnyOf(tuple(_flattened(node, kind)))
+    if kind == "not_expression":
+        return Not(syntax_node(node["children"][0]))
+    if kind == "multi_select_list":
+        return ListOf(tuple(syntax_node(child) for child in node["children"]))
     if kind == "function_expression":
         return FunctionCall(node["value"], tuple(syntax_node(child) for child in node["children"]))
     return OtherNode(kind)
 
 
-def _and_clauses(node: Mapping[str, Any]) -> list[SyntaxNode]:
-    if node["type"] != "and_expression":
+def _flattened(node: Mapping[str, Any], kind: str) -> list[SyntaxNode]:
+    """The operands of a chain of `kind` (and_expression or or_expression), left to right."""
+    if node["type"] != kind:
         return [syntax_node(node)]
     left, right = node["children"]
-    return [*_and_clauses(left), *_and_clauses(right)]
+    return [*_flattened(left, kind), *_flattened(right, kind)]
 
 
 def _plain_path(node: Mapping[str, Any]) -> Path | None:

@@ -1,7 +1,8 @@
 """Which triggers does an event match? An index by event type, then version, then filter.
 
-Within a type, triggers whose filter starts with `path == literal` are found by looking the
-event's value up (`prefilter`), so thousands of them cost about as much as one."""
+Within a type, triggers whose filter is or contains an equality, anything-but, numeric range,
+prefix, either-or or exists test of a field are found from the event's value (`prefilter`),
+so thousands of them cost about as much as one."""
 
 from __future__ import annotations
 

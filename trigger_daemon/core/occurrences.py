@@ -23,6 +23,9 @@ class NewOccurrence:
     event_id: str
     event: dict[str, Any]
     date: datetime
+    # Who runs it: a replica's claim (see Occurrence.claimed_by). Beginning an occurrence
+    # that is already pending claims it again, for the replica that now owns the record.
+    claimed_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,9 @@ class Occurrence:
     workflow_instance: dict[str, Any] | None = None
     error: str | None = None
     seq: int = 0  # store-assigned insertion order; the API's cursors page on it
+    # The replica that last began it while pending. A replica that finds the claim taken by
+    # another (the partition's new owner, while this one was paused) stops trying it.
+    claimed_by: str | None = None
 
     @property
     def is_final(self) -> bool:

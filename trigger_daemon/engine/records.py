@@ -9,6 +9,7 @@ and a finished one is never run again. Scheduling and commits live in `pipeline`
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,7 +51,10 @@ class RecordHandler:
         runner: OccurrenceRunner,
         dead_letters: DeadLetterSink,
         tracing: Tracing | None = None,
+        claimant: str | None = None,
     ) -> None:
+        # Claims the occurrences this handler begins (Occurrence.claimed_by): one per process.
+        self.claimant = claimant or uuid.uuid4().hex
         self._catalog = catalog
         self._store = store
         self._runner = runner
@@ -103,7 +107,10 @@ class RecordHandler:
         ):
             now = datetime.now(UTC)
             occurrences = await self._store.begin_occurrences(
-                [NewOccurrence(c.trigger.id, identity, decoded.raw, now) for c in work.triggers]
+                [
+                    NewOccurrence(c.trigger.id, identity, decoded.raw, now, self.claimant)
+                    for c in work.triggers
+                ]
             )
             for compiled, occurrence in zip(work.triggers, occurrences, strict=True):
                 if not occurrence.is_final:

@@ -79,7 +79,7 @@ class OccurrenceRunner:
         except ExpressionError as exc:
             outcome = Outcome.failed(str(exc), occurrence.attempts)
         else:
-            if _begun_long_ago(occurrence) and not await self._still_pending(occurrence.id):
+            if _begun_long_ago(occurrence) and not await self._still_ours(occurrence):
                 return await self._superseded(occurrence, compiled, log_context or {})
             result = await self._call(compiled, variables, occurrence, traceparent)
             if result.superseded:
@@ -115,7 +115,7 @@ class OccurrenceRunner:
                 idempotency_key=occurrence.idempotency_key,
                 traceparent=trace.traceparent,
                 policy=self._retry_policy(compiled),
-                still_wanted=lambda: self._still_pending(occurrence.id),
+                still_wanted=lambda: self._still_ours(occurrence),
                 trigger=compiled.trigger,
             )
             trace.finish(result)
@@ -139,14 +139,16 @@ class OccurrenceRunner:
                 )
                 await asyncio.sleep(backoff_delay(OUTCOME_WRITE_RETRY, failures))
 
-    async def _still_pending(self, occurrence_id: str) -> bool:
+    async def _still_ours(self, occurrence: Occurrence) -> bool:
+        """Whether `occurrence` is still pending and still claimed as this run began it: a
+        replica that now owns the record claims it when it begins it again."""
         while True:
             asked_at = time.monotonic()
             try:
-                stored = await self._store.get_occurrence(occurrence_id)
+                stored = await self._store.get_occurrence(occurrence.id)
             except StoreError:
                 return True  # cannot tell; the Idempotency-Key still guards the API
-            if stored.is_final:
+            if stored.is_final or stored.claimed_by != occurrence.claimed_by:
                 return False
             # A slow answer may describe the store before a pause of this process, during
             # which another replica may have finished the occurrence: ask again.
@@ -164,7 +166,7 @@ class OccurrenceRunner:
             trigger_id=occurrence.trigger_id,
             event_type=compiled.trigger.event,
             status=stored.status.value,
-            detail="finished elsewhere while this replica retried; no further call",
+            detail="finished or claimed elsewhere while this replica waited; no further call",
             **context,
         )
         return stored

@@ -116,7 +116,10 @@ class InMemoryStore:
         pair = (new.trigger_id, new.event_id)
         existing = self._by_pair.get(pair)
         if existing is not None:
-            return self.occurrences[existing]
+            stored = self.occurrences[existing]
+            if not stored.is_final and new.claimed_by is not None:
+                stored = self.occurrences[existing] = replace(stored, claimed_by=new.claimed_by)
+            return stored
         self._last_seq += 1
         occurrence = Occurrence(
             id=str(uuid.uuid4()),
@@ -126,6 +129,7 @@ class InMemoryStore:
             event=new.event,
             status=OccurrenceStatus.PENDING,
             seq=self._last_seq,
+            claimed_by=new.claimed_by,
         )
         self.occurrences[occurrence.id] = occurrence
         self._by_pair[pair] = occurrence.id

@@ -67,10 +67,16 @@ class TriggerCatalog:
             # Read before the list: a change committed in between is seen again next poll.
             revision = await self._store.triggers_revision()
             triggers = await self._store.list_triggers()
-            compiled = {trigger.id: self._reuse_or_compile(trigger) for trigger in triggers}
-            self._compiled = compiled
-            self._index = TriggerIndex(compiled.values())
+            # Compiling and indexing thousands of triggers takes a while: in a thread, so
+            # the event loop (the API, heartbeats, the pipeline) keeps its turns meanwhile.
+            self._compiled, self._index = await asyncio.to_thread(self._build, triggers)
             self._revision = revision
+
+    def _build(
+        self, triggers: Sequence[Trigger]
+    ) -> tuple[dict[str, CompiledTrigger], TriggerIndex]:
+        compiled = {trigger.id: self._reuse_or_compile(trigger) for trigger in triggers}
+        return compiled, TriggerIndex(compiled.values())
 
     async def refresh_if_changed(self) -> bool:
         """Rebuild the index when the store's triggers changed since the last build."""

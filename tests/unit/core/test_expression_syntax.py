@@ -5,10 +5,13 @@ import pytest
 
 from trigger_daemon.core.expression_syntax import (
     AllOf,
+    AnyOf,
     Comparison,
     FieldPath,
     FunctionCall,
+    ListOf,
     LiteralValue,
+    Not,
     OtherNode,
     SyntaxNode,
 )
@@ -38,8 +41,13 @@ a, b, c = FieldPath(("a",)), FieldPath(("b",)), FieldPath(("c",))
         ("(a == 'x' && b) && c", AllOf((Comparison("eq", a, LiteralValue("x")), b, c))),
         ("to_string(a)", FunctionCall("to_string", (a,))),
         ("sort_by(a, &b)", FunctionCall("sort_by", (a, OtherNode("expref")))),
-        ("a || b", OtherNode("or_expression")),
-        ("!a", OtherNode("not_expression")),
+        ("a || b", AnyOf((a, b))),
+        ("a || (b || c)", AnyOf((a, b, c))),
+        ("(a || b) && c", AllOf((AnyOf((a, b)), c))),
+        ("!a", Not(a)),
+        ("!(a.b)", Not(FieldPath(("a", "b")))),
+        ("!a.b", OtherNode("subexpression")),  # `(!a).b`: `!` binds tighter than `.`
+        ("['x', a]", ListOf((LiteralValue("x"), a))),
         ("a[*].b", OtherNode("projection")),
         ("a[?b == 'x']", OtherNode("filter_projection")),
         ("a.to_string(@)", OtherNode("subexpression")),  # not a plain path

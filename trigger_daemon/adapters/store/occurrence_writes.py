@@ -77,12 +77,28 @@ def _record_pending(
     if not rows:
         return {}
     stored = _insert_pending(conn, rows)
-    existing = [
-        pair for row in rows if (pair := (row["trigger_id"], row["event_id"])) not in stored
-    ]
-    if existing:  # redelivered events: read what is there
-        stored.update(occurrences_by_pair(conn, existing))
+    existing = [row for row in rows if (row["trigger_id"], row["event_id"]) not in stored]
+    if existing:  # redelivered events: claim those still pending, read what is there
+        _claim_pending(conn, existing)
+        stored.update(
+            occurrences_by_pair(conn, [(r["trigger_id"], r["event_id"]) for r in existing])
+        )
     return stored
+
+
+def _claim_pending(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Make this batch's claimant the claimant of the pairs that are still pending."""
+    claims = [
+        {
+            "b_trigger_id": r["trigger_id"],
+            "b_event_id": r["event_id"],
+            "b_claimed_by": r["claimed_by"],
+        }
+        for r in rows
+        if r["claimed_by"] is not None
+    ]
+    if claims:
+        conn.execute(_CLAIM_PENDING, claims)
 
 
 def _insert_pending(
@@ -144,6 +160,17 @@ _FINISH_PENDING = (
     .values(
         {name: bindparam(f"b_{name}", type_=occurrences.c[name].type) for name in _OUTCOME_COLUMNS}
     )
+)
+
+
+_CLAIM_PENDING = (
+    update(occurrences)
+    .where(
+        occurrences.c.trigger_id == bindparam("b_trigger_id"),
+        occurrences.c.event_id == bindparam("b_event_id"),
+        occurrences.c.status == str(OccurrenceStatus.PENDING),
+    )
+    .values(claimed_by=bindparam("b_claimed_by"))
 )
 
 

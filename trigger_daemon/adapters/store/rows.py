@@ -77,6 +77,7 @@ def pending_values(new: NewOccurrence, now: datetime) -> dict[str, Any]:
         "workflow_instance": None,
         "error": None,
         "updated_at": now,
+        "claimed_by": new.claimed_by,
     }
 
 
@@ -106,4 +107,5 @@ def occurrence_from_row(row: Mapping[Any, Any]) -> Occurrence:
         workflow_instance=row["workflow_instance"],
         error=row["error"],
         seq=row["seq"],
+        claimed_by=row.get("claimed_by"),
     )

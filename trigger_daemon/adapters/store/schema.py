@@ -92,6 +92,7 @@ occurrences = Table(
     Column("workflow_instance", JSON(none_as_null=True), nullable=True),
     Column("error", Text, nullable=True),
     Column("updated_at", UtcDateTime, nullable=False),
+    Column("claimed_by", String(64), nullable=True),
     UniqueConstraint("id", name="uq_occurrences_id"),
     UniqueConstraint("trigger_id", "event_id", name="uq_occurrences_trigger_event"),
     CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="ck_occurrences_status"),

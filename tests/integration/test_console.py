@@ -22,7 +22,7 @@ from trigger_daemon.core.triggers import yaml_trigger_id
 from trigger_daemon.devtools import events
 from trigger_daemon.devtools.broker import TansuBroker
 
-from .conftest import daemon_settings, produce, wait_until
+from .conftest import daemon_settings, produce, produce_many, wait_until
 from .console_browser import Browser, LiveDaemon, live_daemon, new_topic
 
 YAML_TRIGGER = {
@@ -340,6 +340,20 @@ def test_a_backtest_runs_to_its_counts(console: Console) -> None:
     assert counts["matched"] == "3"
     assert counts["alreadyOccurred"] == "3"
     assert int(counts["scanned"]) >= 3
+    browser.find(f"{card}:first-child details summary").click()
+    assert "Samples (3)" in browser.find(f"{card}:first-child details").text
+    assert '"txid"' in browser.find(f"{card}:first-child details table").text
+
+    # A long one (30,000 records that match nothing) is cancelled from its card.
+    bulk = events.encode(events.committed_transaction(0, 1, destination="console:bulk"))
+    console.system.run(
+        produce_many(console.broker.bootstrap_servers, console.topic, [(None, bulk)] * 30_000)
+    )
+    browser.find("#backtest-form button[type=submit]").click()
+    browser.visible(f"{card}:first-child button.cancel").click()
+    browser.text_in(f"{card}:first-child h3", "cancelled")
+    scanned = browser.find(f'{card}:first-child dd[data-count="scanned"]').text
+    assert int(scanned) < 30_000
     console.assert_no_console_errors(404)  # the backfill routes, until they exist
 
 

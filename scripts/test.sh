@@ -22,8 +22,7 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     echo "installing Chromium (Debian's chromium and chromium-driver) for the console's tests" >&2
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      chromium chromium-driver >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
   else
     echo "warning: chromium and chromium-driver are not installed and cannot be installed" \
       "here; the console's browser tests will fail (sudo apt-get install chromium chromium-driver)" >&2

@@ -69,7 +69,6 @@ function section(kind, triggers, names) {
   // Trigger names in the select, ids as values.
   for (const option of form.querySelectorAll('option')) option.textContent = names.get(option.value) ?? option.value;
   let timer = null;
-  let available = true;
 
   async function load() {
     clearTimeout(timer);
@@ -81,7 +80,6 @@ function section(kind, triggers, names) {
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
       if (error.status === 404 || error.status === 405) {
-        available = false;
         fill(list, h('p', {}, `This daemon does not serve ${kind}s.`));
         form.hidden = true;
       } else {
@@ -118,7 +116,6 @@ function section(kind, triggers, names) {
     element: h('section', { class: 'panel', 'aria-labelledby': `${kind}-title` },
       h('h2', { id: `${kind}-title` }, spec.title), h('p', {}, spec.intro), form, list),
     stop: () => clearTimeout(timer),
-    get available() { return available; },
   };
 }
 

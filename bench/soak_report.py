@@ -4,12 +4,14 @@ prints `render()`, and exits non-zero when `problems()` names any.
 A repeated call is a call made with an Idempotency-Key after that key was already answered
 with a 2xx: the workflow ran, and was asked to run again. Calls retried after an error
 answer are the retry policy at work, not repeats. The delivery guarantees allow a repeat in
-one window only: a replica killed between the API's answer and its outcome write. So a
-replica frozen past its session timeout is one too, for the group. So every 2xx answer
-that was followed by another call with its key must have gone to a replica in an outage:
-from `before` seconds before it was SIGKILLed or SIGSTOPped to `after` seconds after it was
-killed or resumed (an answer to a call it had sent). A repeat is in a crash window when all
-of its answers followed by a call were.
+two windows only: a replica killed between the API's answer and its outcome write (a replica
+frozen past its session timeout is one too, for the group), and a replica frozen between its
+last check of the occurrence and its request leaving, which sends it as it resumes. So every
+2xx answer that was followed by another call with its key must have gone to a replica in an
+outage, from `before` seconds before it was SIGKILLed or SIGSTOPped to `after` seconds after
+it was killed or resumed (an answer to a call it had sent), or the call that followed must
+have left a frozen replica within `resumed_send` seconds of its SIGCONT. A repeat is in a
+crash window when all of its answers followed by a call were.
 """
 
 from __future__ import annotations
@@ -54,11 +56,22 @@ class Outage:
 class CrashWindow:
     before: float
     after: float
+    resumed_send: float = 1.0  # a call sent by a replica this soon after its SIGCONT
 
-    def holds(self, answered: TimedCall, outages: Iterable[Outage]) -> bool:
+    def holds(self, answered: TimedCall, then: TimedCall, outages: Iterable[Outage]) -> bool:
+        """Whether the call `then`, made after `answered`, falls in a window: the answer went
+        to a replica about to be killed or frozen, or `then` left a frozen replica as it
+        resumed (a call whose last check came before the freeze)."""
         return any(
-            outage.replica == answered.replica
-            and outage.started - self.before <= answered.at <= outage.ended + self.after
+            (
+                outage.replica == answered.replica
+                and outage.started - self.before <= answered.at <= outage.ended + self.after
+            )
+            or (
+                outage.replica == then.replica
+                and outage.ended > outage.started
+                and outage.ended <= then.at <= outage.ended + self.resumed_send
+            )
             for outage in outages
         )
 
@@ -145,7 +158,8 @@ class SoakReport:
             f"{len(self.repeats_outside_crash_windows)} outside",
             f"  crash window    a 2xx answer to a replica from {self.crash_window.before:g} s "
             f"before its SIGKILL or SIGSTOP to {self.crash_window.after:g} s after it was killed "
-            "or resumed",
+            "or resumed, or a call sent by a frozen replica within "
+            f"{self.crash_window.resumed_send:g} s after its SIGCONT",
             *_repeat_lines(self.repeats),
             f"dead letters      {_counts(self.dead_letters) or 0}",
             "offsets           partition: committed / end",
@@ -184,9 +198,14 @@ def find_repeats(
         first_ok = next((i for i, call in enumerate(made) if 200 <= call.status < 300), None)
         if first_ok is None or first_ok == len(made) - 1:
             continue
-        followed = [c for c in made[first_ok:-1] if 200 <= c.status < 300]
-        unexplained = next((c for c in followed if not window.holds(c, outages)), None)
-        after = made[made.index(unexplained) + 1] if unexplained is not None else None
+        followed = [
+            (c, made[i + 1])
+            for i, c in enumerate(made[:-1])
+            if i >= first_ok and 200 <= c.status < 300
+        ]
+        unexplained, after = next(
+            ((c, then) for c, then in followed if not window.holds(c, then, outages)), (None, None)
+        )
         repeats.append(Repeat(key, made[first_ok], len(made) - first_ok - 1, unexplained, after))
     return sum(1 for made in by_key.values() if len(made) > 1), repeats
 

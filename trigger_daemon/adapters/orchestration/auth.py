@@ -27,10 +27,10 @@ class BearerTokenAuth(httpx.Auth):
     """A static `Authorization: Bearer` token."""
 
     def __init__(self, token: str) -> None:
-        self._header = f"Bearer {token}"
+        self.header = f"Bearer {token}"
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = self._header
+        request.headers["Authorization"] = self.header
         yield request
 
     def __repr__(self) -> str:

@@ -7,8 +7,8 @@ boundary: nothing from httpx escapes `start_workflow` except cancellation. httpx
 aiohttp (`transport.AiohttpTransport`), which moves the bytes for less CPU than httpx's own
 transport; a test may inject another transport. Each call is the daemon's hottest path, so
 the client keeps no cookies (`cookieless`), parses each workflow's URL once, builds its
-request directly and reads a failure's details only from failed answers (see
-`start_workflow`).
+request directly, sends it straight through the transport when no auth flow must run, and
+reads a failure's details only from failed answers (see `start_workflow`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import orjson
 
 from trigger_daemon import __version__
 from trigger_daemon.adapters.orchestration.answers import classify, failure
+from trigger_daemon.adapters.orchestration.auth import BearerTokenAuth
 from trigger_daemon.adapters.orchestration.cookieless import CookielessAsyncClient
 from trigger_daemon.adapters.orchestration.transport import AiohttpTransport
 from trigger_daemon.errors import ConfigError, CredentialsRefused, WorkflowCallError
@@ -55,11 +56,18 @@ class OrchestrationClient:
         self._base_url = base_url
         self._api_version = api_version
         self._prefix = base_url.rstrip("/") + ("/v2" if api_version == "v2" else "")
+        self._transport = transport or AiohttpTransport(max_connections=max_connections)
         self._client = CookielessAsyncClient(
-            auth=auth,
-            timeout=timeout_seconds,
-            transport=transport or AiohttpTransport(max_connections=max_connections),
+            auth=auth, timeout=timeout_seconds, transport=self._transport
         )
+        # Without an auth flow to run (no credentials, or a static token), a call is a
+        # prepared request sent straight through the transport: the client's send adds
+        # auth, redirect and event-hook machinery such a call never uses.
+        self._direct_headers: tuple[tuple[str, str], ...] | None = None
+        if auth is None:
+            self._direct_headers = _HEADERS
+        elif isinstance(auth, BearerTokenAuth):
+            self._direct_headers = (*_HEADERS, ("Authorization", auth.header))
         self._urls: dict[str, httpx.URL] = {}
         self._extensions = {"timeout": httpx.Timeout(timeout_seconds).as_dict()}
 
@@ -92,7 +100,7 @@ class OrchestrationClient:
         traceparent: str | None = None,
     ) -> CallAttempt:
         """One request to start an instance of `workflow_id`."""
-        headers = [*_HEADERS, ("Idempotency-Key", idempotency_key)]
+        headers = [*(self._direct_headers or _HEADERS), ("Idempotency-Key", idempotency_key)]
         if traceparent:
             headers.append(("traceparent", traceparent))
         try:
@@ -106,7 +114,10 @@ class OrchestrationClient:
                 headers=headers,
                 extensions=self._extensions,
             )
-            response = await self._client.send(request)
+            if self._direct_headers is None:
+                response = await self._client.send(request)
+            else:
+                response = await self._send_direct(request)
         except httpx.TransportError as exc:  # connection errors and timeouts
             return failure(workflow_id, _describe(exc), transient=True)
         except WorkflowCallError as exc:  # raised by an auth flow (token endpoint)
@@ -117,6 +128,14 @@ class OrchestrationClient:
         except (httpx.HTTPError, httpx.InvalidURL) as exc:  # undecodable answer, bad URL
             return failure(workflow_id, _describe(exc))
         return _attempt(workflow_id, response)
+
+    async def _send_direct(self, request: httpx.Request) -> httpx.Response:
+        response = await self._transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
 
     def _instances_url(self, workflow_id: str) -> httpx.URL:
         """Parsed once per workflow: httpx parses a str URL on every request."""

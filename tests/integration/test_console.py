@@ -318,6 +318,15 @@ def test_the_test_panels_show_the_explanation(console: Console) -> None:
     assert "> `1000`" in browser.find("#unsaved-result .clauses").text
     assert "999999" in browser.find("#unsaved-result").text  # the var's value
     browser.screenshot("test")
+
+    # The event of a recent occurrence, any trigger's: the saved trigger's own event matches.
+    picked = Select(browser.find("#unsaved-pick"))
+    browser.until("recent events", lambda _: len(picked.options) > 1)
+    picked.select_by_value(console.occurrences(created["id"])[0]["id"])
+    assert "console:tested" in browser.find("#field-unsaved-testEvent").get_attribute("value")
+    browser.type_into("#field-unsaved-filter", "event.transactions[0].postings[0].amount == `500`")
+    browser.find("#unsaved-form button[type=submit]").click()
+    browser.text_in("#unsaved-result .verdict", "✓ Match")
     console.assert_no_console_errors(400)
 
 

@@ -1,7 +1,7 @@
 // The Test page: a trigger typed in a form (not saved) against a pasted event, with the
 // explanation of what decided the answer.
 
-import { api, ApiError } from './api.js';
+import { api, ApiError, withQuery } from './api.js';
 import { clearErrors, errorBox, field, fill, h } from './dom.js';
 import { testResult } from './explain.js';
 import { definitionFields, showValidation, triggerBody } from './triggers.js';
@@ -9,8 +9,10 @@ import { definitionFields, showValidation, triggerBody } from './triggers.js';
 export function testPage(main) {
   const result = h('div', { id: 'unsaved-result' });
   const formError = h('p', { class: 'form-error error', role: 'alert', hidden: true });
+  const pick = h('select', { id: 'unsaved-pick' }, h('option', { value: '' }, '—'));
   const form = h('form', { id: 'unsaved-form', class: 'grid-form', novalidate: true },
     definitionFields('unsaved'),
+    h('div', { class: 'field' }, h('label', { for: 'unsaved-pick' }, 'Use the event of a recent occurrence (any trigger)'), pick),
     field({ form: 'unsaved', name: 'testEvent', label: 'Event (a full envelope, or a bare payload)', type: 'textarea', rows: 10, required: true }),
     formError,
     h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Test')));
@@ -34,6 +36,18 @@ export function testPage(main) {
       if (error.status === 400 && error.message.startsWith('invalid trigger')) showValidation(form, formError, error);
       else fill(result, errorBox(error.plain));
     }
+  });
+  // The newest occurrences' events, across triggers, to test against.
+  api('GET', withQuery('/v2/occurrences', { pageSize: 20 })).then((answer) => {
+    const recent = answer.cursor.data;
+    pick.append(...recent.map((occurrence) => h('option', { value: occurrence.id }, `${occurrence.date} · ${occurrence.eventID}`)));
+    pick.addEventListener('change', () => {
+      const chosen = recent.find((occurrence) => occurrence.id === pick.value);
+      if (chosen) form.elements.testEvent.value = JSON.stringify(chosen.event, null, 2);
+    });
+  }, (error) => {
+    if (!(error instanceof ApiError)) throw error;
+    fill(pick, h('option', { value: '' }, `— (${error.plain})`));
   });
   fill(main,
     h('h1', {}, 'Test a trigger'),

@@ -317,6 +317,7 @@ def test_the_test_panels_show_the_explanation(console: Console) -> None:
     assert "clause 2 of 2" in decision
     assert "> `1000`" in browser.find("#unsaved-result .clauses").text
     assert "999999" in browser.find("#unsaved-result").text  # the var's value
+    browser.driver.execute_script("window.scrollTo(0, 0)")
     browser.screenshot("test")
 
     # The event of a recent occurrence, any trigger's: the saved trigger's own event matches.

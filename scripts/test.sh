@@ -16,6 +16,18 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
       "PostgreSQL tests will fail (sudo apt-get install postgresql)" >&2
   fi
 fi
+# The console's browser tests (tests/integration/test_console.py) drive Debian's Chromium with
+# its chromedriver; install them when missing.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    echo "installing Chromium (Debian's chromium and chromium-driver) for the console's tests" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "warning: chromium and chromium-driver are not installed and cannot be installed" \
+      "here; the console's browser tests will fail (sudo apt-get install chromium chromium-driver)" >&2
+  fi
+fi
 # The TypeScript SDK's test (tests/integration/test_formance_sdk_ts.py) runs node on the SDK that
 # tests/sdk_ts/package-lock.json pins; `npm ci` runs again only when that lock file changes.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

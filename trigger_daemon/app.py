@@ -35,6 +35,7 @@ from trigger_daemon.adapters.api import (
 from trigger_daemon.adapters.api.backfills import BackfillHandlers
 from trigger_daemon.adapters.api.backtests import BacktestHandlers
 from trigger_daemon.adapters.api.schemas import TriggerTest
+from trigger_daemon.adapters.api.status import Status, StatusHandlers
 from trigger_daemon.adapters.kafka import (
     BrokerWatch,
     KafkaConnection,
@@ -64,6 +65,7 @@ from trigger_daemon.engine.redrive import Redrive
 from trigger_daemon.engine.runner import OccurrenceRunner
 from trigger_daemon.errors import StoreError
 from trigger_daemon.lifecycle import Part, supervise
+from trigger_daemon.observability import rates
 from trigger_daemon.observability.loop_lag import watch_loop_lag
 from trigger_daemon.observability.tracing import Tracing
 from trigger_daemon.ports import DeadLetterSink, Source, WorkflowApi
@@ -123,10 +125,11 @@ class Daemon:
             redrive = Redrive(catalog, store, runner)
             handler = RecordHandler(catalog, store, runner, dead_letters, tracing)
             backfills = self._backfill_runner(store, catalog, handler, caller)
+            activity = rates.RateWindow()
             # Listening before Kafka: a busy port fails the start before the group is joined
             # (no rebalance of the running replicas), and /healthz answers from the start.
             api_server = await self._start_api(
-                stack, catalog, store, caller, redrive, source, broker, backfills
+                stack, catalog, store, caller, redrive, source, broker, backfills, activity
             )
             await stack.enter_async_context(publisher)
             await stack.enter_async_context(source)
@@ -165,6 +168,7 @@ class Daemon:
                     Part("trigger reload", reloader.watch),
                     Part("event loop watch", watch_loop_lag),
                     Part("backfills", backfills.run),
+                    Part("activity rates", activity.watch),
                 ],
                 stop,
                 self.settings.shutdown_grace_seconds,
@@ -323,6 +327,7 @@ class Daemon:
         source: Source,
         broker: BrokerWatch,
         backfill_runner: BackfillRunner,
+        activity: rates.RateWindow,
     ) -> ApiServer:
         """The API, serving until the stack closes: after the pipeline has drained."""
 
@@ -366,6 +371,7 @@ class Daemon:
                 store,
                 self.settings.kafka.topics,
             ),
+            status=StatusHandlers(partial(_status, activity, caller), store),
         )
         server = ApiServer(app, host=api.host, port=api.port)
         stack.push_async_callback(server.close)
@@ -384,6 +390,20 @@ def _backfill_limits(settings: Settings) -> BackfillLimits:
         max_running=backfill.max_running,
         lease=timedelta(seconds=backfill.lease_seconds),
         max_in_flight=backfill.max_in_flight,
+    )
+
+
+def _status(activity: rates.RateWindow, caller: WorkflowCaller) -> Status:
+    """What `GET /v2/status` answers: this process's counters and circuit, now."""
+    now = activity.rates()
+    return Status(
+        events_per_second=now.events_per_second,
+        matches_per_second=now.matches_per_second,
+        window_seconds=now.seconds,
+        in_flight=rates.in_flight(),
+        consumer_lag=rates.consumer_lag(),
+        circuit=str(caller.breaker.state),
+        circuit_reason=caller.unavailable_reason,
     )
 
 

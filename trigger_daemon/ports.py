@@ -18,6 +18,7 @@ from trigger_daemon.core.occurrences import (
     Occurrence,
     OccurrenceFilter,
     OccurrenceKey,
+    OccurrenceStatus,
     Outcome,
 )
 from trigger_daemon.core.triggers import Trigger
@@ -318,4 +319,16 @@ class BackfillStore(Protocol):
         """Save its final counts, status, finish time and error, and release its lease; one
         cancelled meanwhile stays cancelled. The stored backfill, or None when it is not
         `owner`'s."""
+        ...
+
+
+# Per trigger id, how many occurrences by status (a status with none is absent).
+OccurrenceCounts = dict[str, dict[OccurrenceStatus, int]]
+
+
+class OccurrenceCounter(Protocol):
+    """Occurrence counts per trigger over a recent window (the console's triggers page)."""
+
+    async def count_occurrences(self, since: datetime) -> OccurrenceCounts:
+        """The occurrences dated at or after `since`, counted per trigger and status."""
         ...

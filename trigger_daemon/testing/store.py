@@ -34,7 +34,14 @@ from trigger_daemon.core.occurrences import (
 )
 from trigger_daemon.core.triggers import Trigger, TriggerDefinition, TriggerSource
 from trigger_daemon.errors import ConflictError, NotFoundError
-from trigger_daemon.ports import BackfillStore, BacktestStore, ReconcileResult, Store
+from trigger_daemon.ports import (
+    BackfillStore,
+    BacktestStore,
+    OccurrenceCounter,
+    OccurrenceCounts,
+    ReconcileResult,
+    Store,
+)
 
 # The fields of a user's definition: what makes a YAML trigger "changed" on reconcile.
 _DEFINITION_FIELDS = set(TriggerDefinition.model_fields)
@@ -209,6 +216,14 @@ class InMemoryStore:
 
     # Backtests
 
+    async def count_occurrences(self, since: datetime) -> OccurrenceCounts:
+        counts: OccurrenceCounts = {}
+        for occurrence in self.occurrences.values():
+            if occurrence.date >= since:
+                by_status = counts.setdefault(occurrence.trigger_id, {})
+                by_status[occurrence.status] = by_status.get(occurrence.status, 0) + 1
+        return counts
+
     async def save_backtest(self, backtest: Backtest) -> None:
         if backtest.finished_at is None:
             raise ValueError(
@@ -353,4 +368,7 @@ if TYPE_CHECKING:
         return store
 
     def _implements_the_backfill_store_port(store: InMemoryStore) -> BackfillStore:
+        return store
+
+    def _implements_the_occurrence_counter_port(store: InMemoryStore) -> OccurrenceCounter:
         return store

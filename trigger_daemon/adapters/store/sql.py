@@ -27,7 +27,7 @@ from sqlalchemy import Update, delete, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from trigger_daemon.adapters.store import backfills, backtests, queries
+from trigger_daemon.adapters.store import backfills, backtests, occurrence_counts, queries
 from trigger_daemon.adapters.store.dialects import insert_if_absent, serialise
 from trigger_daemon.adapters.store.engine import writer
 from trigger_daemon.adapters.store.errors import store_errors
@@ -58,7 +58,14 @@ from trigger_daemon.core.occurrences import (
 )
 from trigger_daemon.core.triggers import Trigger, TriggerSource
 from trigger_daemon.errors import ConflictError, NotFoundError
-from trigger_daemon.ports import BackfillStore, BacktestStore, ReconcileResult, Store
+from trigger_daemon.ports import (
+    BackfillStore,
+    BacktestStore,
+    OccurrenceCounter,
+    OccurrenceCounts,
+    ReconcileResult,
+    Store,
+)
 
 Written = TypeVar("Written")
 
@@ -231,6 +238,10 @@ class SqlStore:
                 conn, selected, limit=limit, before=before, after=after
             )
 
+    async def count_occurrences(self, since: datetime) -> OccurrenceCounts:
+        async with self._reading("count occurrences") as conn:
+            return await occurrence_counts.counts_since(conn, since)
+
     # Backtests (backtests.py)
 
     async def save_backtest(self, backtest: Backtest) -> None:
@@ -380,4 +391,7 @@ if TYPE_CHECKING:
         return store
 
     def _implements_the_backfill_store_port(store: SqlStore) -> BackfillStore:
+        return store
+
+    def _implements_the_occurrence_counter_port(store: SqlStore) -> OccurrenceCounter:
         return store

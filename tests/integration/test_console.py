@@ -91,7 +91,12 @@ class Console:
         asyncio.run(wait_until(done, 30, f"{count} {status} occurrences of {trigger_id}"))
 
     def page(self, fragment: str) -> None:
-        self.browser.open(f"{self.url}/ui/{fragment}")
+        """Open `/ui/<fragment>` afresh (the same URL again is a reload, not a no-op)."""
+        url = f"{self.url}/ui/{fragment}"
+        if self.browser.driver.current_url == url:
+            self.browser.driver.refresh()
+        else:
+            self.browser.open(url)
 
     def assert_no_console_errors(self, *expected_statuses: int) -> None:
         """No error in the browser's log but failed requests answering `expected_statuses`

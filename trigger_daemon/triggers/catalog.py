@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 import structlog
 
+from trigger_daemon import heap
 from trigger_daemon.core.advice import trigger_warnings
 from trigger_daemon.core.matching import TriggerIndex
 from trigger_daemon.core.triggers import (
@@ -75,8 +76,10 @@ class TriggerCatalog:
     def _build(
         self, triggers: Sequence[Trigger]
     ) -> tuple[dict[str, CompiledTrigger], TriggerIndex]:
-        compiled = {trigger.id: self._reuse_or_compile(trigger) for trigger in triggers}
-        return compiled, TriggerIndex(compiled.values())
+        # The catalogue lives until the next change: built and kept out of collections.
+        with heap.long_lived_build():
+            compiled = {trigger.id: self._reuse_or_compile(trigger) for trigger in triggers}
+            return compiled, TriggerIndex(compiled.values())
 
     async def refresh_if_changed(self) -> bool:
         """Rebuild the index when the store's triggers changed since the last build."""

@@ -116,6 +116,10 @@ class Pipeline:
             while not stop.is_set():
                 await self._fetch_and_dispatch()
                 await self._commit(force=False)
+                # A fetch answered from the consumer's buffer and a commit not yet due return
+                # without yielding: batch after batch would run in one turn of the loop.
+                if time.monotonic() >= self._slice_ends:
+                    await self._yield_turn()
                 if until_idle and self._in_flight == 0 and await self._source.caught_up():
                     break
             self._source.pause()
@@ -139,7 +143,6 @@ class Pipeline:
             await asyncio.sleep(1.0)
             return
         self._revoked_during_dispatch.clear()
-        self._slice_ends = time.monotonic() + self._triage_slice
         for partition, records in batches.items():
             await self._dispatch_batch(partition, records)
         if self._metered:
@@ -160,10 +163,14 @@ class Pipeline:
             if self._dispatch(record, progress):
                 self._uncommitted.add(partition)
             if time.monotonic() >= self._slice_ends:
-                await asyncio.sleep(0)
-                self._slice_ends = time.monotonic() + self._triage_slice
+                await self._yield_turn()
                 if partition in self._revoked_during_dispatch:
                     return
+
+    async def _yield_turn(self) -> None:
+        """Let the loop's other tasks run; the next slice of work starts after."""
+        await asyncio.sleep(0)
+        self._slice_ends = time.monotonic() + self._triage_slice
 
     def _dispatch(self, record: SourceRecord, progress: PartitionProgress) -> bool:
         """Queue `record` for its key's worker, or finish it here when it needs no work;

@@ -5,6 +5,8 @@ revoked partition is committed up to what it finished."""
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -171,6 +173,40 @@ async def test_a_large_batch_is_triaged_in_slices_that_let_the_loop_run(
 
     assert len(seen) == 50  # one batch of 50
     assert (len(set(seen)) > 40) is yields_within_the_batch
+    assert source.commits[-1] == {PARTITION: 50}
+
+
+async def test_small_batches_fetched_without_waiting_still_let_the_loop_run() -> None:
+    """A fetch answered from the consumer's buffer does not yield: the slice spans fetches."""
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    def busy_for_a_millisecond(record: SourceRecord) -> None:
+        seen.append(ticks)
+        until = time.monotonic() + 0.001
+        while time.monotonic() < until:
+            pass
+
+    seen: list[int] = []
+    source = ListSource(
+        [record(offset, b"k", value=b"nothing") for offset in range(50)], batch_size=2
+    )
+    handler = FakeHandler(no_work=frozenset({b"nothing"}))
+    handler.on_triage = busy_for_a_millisecond
+    ticker = asyncio.create_task(tick())
+    flow = pipeline(source, handler, triage_slice_seconds=0.005)
+    await asyncio.wait_for(flow.run(asyncio.Event(), until_idle=True), 5)
+    ticker.cancel()
+    await asyncio.gather(ticker, return_exceptions=True)
+
+    # 2 ms per batch, a 5 ms slice: about five records between two turns of the loop.
+    longest_without_a_turn = max(Counter(seen).values())
+    assert longest_without_a_turn <= 10
     assert source.commits[-1] == {PARTITION: 50}
 
 

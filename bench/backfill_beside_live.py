@@ -24,71 +24,50 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
+import beside_live  # what both beside-live benchmarks share, beside this file
 import throughput as bench  # the helpers of bench/throughput.py, beside this file
-
-from trigger_daemon.devtools.broker import TansuBroker
-
-TRIGGER = bench.trigger("deposit-to-treasury", bench.TARGET_DESTINATION)
+from beside_live import TRIGGER, Setting
 
 
 async def measure(
-    workdir: Path,
-    name: str,
-    broker: TansuBroker,
-    stub_url: str,
-    args: argparse.Namespace,
-    with_backfill: bool,
+    setting: Setting, stub_url: str, name: str, args: argparse.Namespace, with_backfill: bool
 ) -> tuple[bench.Rate, str]:
-    topic = f"live-{name}-{uuid.uuid4().hex[:8]}"
-    await broker.create_topics([topic], partitions=bench.PARTITIONS)
+    topic = await setting.topic(f"live-{name}")
     since = datetime.now(UTC) - timedelta(minutes=1)
-    history = sum(
-        (
-            await bench.produce(
-                broker.bootstrap_servers,
-                topic,
-                args.history,
-                bench.event_template(bench.TARGET_DESTINATION),
-            )
-        ).values()
-    )
+    history = await setting.publish(topic, args.history, bench.TARGET_DESTINATION)
     await asyncio.sleep(0.01)
     until = datetime.now(UTC)
-    daemon = bench.DaemonProcess(
-        workdir,
-        name,
-        bootstrap=broker.bootstrap_servers,
-        topic=topic,
-        stub_url=stub_url,
-        triggers=[],
-    )
+    daemon = setting.daemon(name, topic, stub_url, [])
     daemon._config["backfill"] = {"max_in_flight": args.backfill_in_flight}
-    api = f"http://127.0.0.1:{daemon._config['api']['port']}"
-    async with bench.CommitWatcher(broker.bootstrap_servers, daemon.group_id, topic) as watcher:
-        async with bench.running(daemon, None), httpx.AsyncClient(base_url=api) as client:
+    async with setting.commits(daemon, topic) as watcher:
+        async with (
+            bench.running(daemon, None),
+            httpx.AsyncClient(base_url=daemon.api_url) as client,
+        ):
             await bench.measure_progress(watcher.total, history, args.max_seconds, daemon)
             created = await client.post("/v2/triggers", json=TRIGGER)
             trigger_id = created.json()["data"]["id"]
-        goal = sum(  # the partitions' end offsets: history and live
-            (
-                await bench.produce(
-                    broker.bootstrap_servers, topic, args.live, bench.event_template("users:1")
-                )
-            ).values()
-        )
-        async with bench.running(daemon, None), httpx.AsyncClient(base_url=api) as client:
+        # the partitions' end offsets: history and live
+        goal = await setting.publish(topic, args.live, beside_live.UNMATCHED)
+        async with (
+            bench.running(daemon, None),
+            httpx.AsyncClient(base_url=daemon.api_url) as client,
+        ):
             backfill_id = None
             if with_backfill:
-                backfill_id = await start_backfill(client, daemon, trigger_id, since, until)
+                backfill = {
+                    "triggerID": trigger_id,
+                    "since": since.isoformat(),
+                    "until": until.isoformat(),
+                }
+                backfill_id = await beside_live.start(client, daemon, "backfill", backfill)
             started = time.monotonic()
             rate = await bench.measure_progress(watcher.total, goal, args.max_seconds, daemon)
             if backfill_id is None:
@@ -102,49 +81,21 @@ async def measure(
     )
 
 
-async def start_backfill(
-    client: httpx.AsyncClient,
-    daemon: bench.DaemonProcess,
-    trigger_id: str,
-    since: datetime,
-    until: datetime,
-) -> str:
-    deadline = time.monotonic() + bench.START_TIMEOUT_SECONDS
-    body = {"triggerID": trigger_id, "since": since.isoformat(), "until": until.isoformat()}
-    while True:
-        daemon.check_alive()
-        try:
-            answer = await client.post("/v2/backfills", json=body)
-            break
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.05)
-    if answer.status_code != 202:
-        raise RuntimeError(f"the backfill was refused: {answer.text}")
-    backfill_id: str = answer.json()["data"]["id"]
-    return backfill_id
-
-
 async def main(args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory() as directory, TansuBroker() as broker:
-        workdir = Path(directory)
+    with beside_live.setting() as setting:
         print(f"each run: {args.history:,} history and {args.live:,} live records ...")
         async with bench.StubProcess() as stub:
-            alone, _ = await measure(workdir, "alone", broker, stub.url, args, False)
-            beside, backfill = await measure(workdir, "beside", broker, stub.url, args, True)
-        for label, rate in (("alone", alone), ("beside a backfill", beside)):
-            print(f"live rate {label:<18} {rate}  ({rate.done:,} events in {rate.seconds:.1f} s)")
-        print(f"  {backfill}")
-        print(f"  ratio: {beside.per_second / alone.per_second:.0%} of the rate alone")
+            alone, _ = await measure(setting, stub.url, "alone", args, False)
+            beside, backfill = await measure(setting, stub.url, "beside", args, True)
+        beside_live.report("backfill", alone, beside, backfill)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--live", type=int, default=200_000, help="live records per run")
-    parser.add_argument("--history", type=int, default=20_000, help="events to backfill")
+    parser = beside_live.arguments(
+        __doc__.splitlines()[0], history=20_000, history_help="events to backfill"
+    )
     parser.add_argument(
         "--backfill-in-flight", type=int, default=256, help="backfill.max_in_flight"
     )
-    parser.add_argument("--max-seconds", type=float, default=60.0)
+    beside_live.add_max_seconds(parser)
     asyncio.run(main(parser.parse_args()))

@@ -21,56 +21,41 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
+import beside_live  # what both beside-live benchmarks share, beside this file
 import throughput as bench  # the helpers of bench/throughput.py, beside this file
-
-from trigger_daemon.devtools.broker import TansuBroker
-
-TRIGGER = bench.trigger("deposit-to-treasury", bench.TARGET_DESTINATION)
+from beside_live import TRIGGER, Setting
 
 
 async def measure(
-    workdir: Path,
-    name: str,
-    broker: TansuBroker,
+    setting: Setting,
     stub_url: str,
+    name: str,
     live_records: int,
     history_topic: str | None,
     max_seconds: float,
 ) -> tuple[bench.Rate, str]:
-    topic = f"live-{name}-{uuid.uuid4().hex[:8]}"
-    await broker.create_topics([topic], partitions=bench.PARTITIONS)
-    goal = sum(
-        (
-            await bench.produce(
-                broker.bootstrap_servers, topic, live_records, bench.event_template("users:1")
-            )
-        ).values()
-    )
-    daemon = bench.DaemonProcess(
-        workdir,
-        name,
-        bootstrap=broker.bootstrap_servers,
-        topic=topic,
-        stub_url=stub_url,
-        triggers=[TRIGGER],
-    )
-    api = f"http://127.0.0.1:{daemon._config['api']['port']}"
+    topic = await setting.topic(f"live-{name}")
+    goal = await setting.publish(topic, live_records, beside_live.UNMATCHED)
+    daemon = setting.daemon(name, topic, stub_url, [TRIGGER])
     async with (
         bench.running(daemon, None),
-        bench.CommitWatcher(broker.bootstrap_servers, daemon.group_id, topic) as watcher,
-        httpx.AsyncClient(base_url=api) as client,
+        setting.commits(daemon, topic) as watcher,
+        httpx.AsyncClient(base_url=daemon.api_url) as client,
     ):
         backtest_id = None
         if history_topic is not None:
-            backtest_id = await start_backtest(client, daemon, history_topic)
+            backtest = {
+                "trigger": {k: v for k, v in TRIGGER.items() if k != "name"},
+                "since": "1d",
+                "topics": [history_topic],
+            }
+            backtest_id = await beside_live.start(client, daemon, "backtest", backtest)
         started = time.monotonic()
         rate = await bench.measure_progress(watcher.total, goal, max_seconds, daemon)
         if backtest_id is None:
@@ -85,58 +70,22 @@ async def measure(
         )
 
 
-async def start_backtest(client: httpx.AsyncClient, daemon: bench.DaemonProcess, topic: str) -> str:
-    deadline = time.monotonic() + bench.START_TIMEOUT_SECONDS
-    while True:
-        daemon.check_alive()
-        try:
-            answer = await client.post(
-                "/v2/backtests",
-                json={
-                    "trigger": {k: v for k, v in TRIGGER.items() if k != "name"},
-                    "since": "1d",
-                    "topics": [topic],
-                },
-            )
-            break
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.05)
-    if answer.status_code != 202:
-        raise RuntimeError(f"the backtest was refused: {answer.text}")
-    backtest_id: str = answer.json()["data"]["id"]
-    return backtest_id
-
-
 async def main(args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory() as directory, TansuBroker() as broker:
-        workdir = Path(directory)
-        history = f"history-{uuid.uuid4().hex[:8]}"
-        await broker.create_topics([history], partitions=bench.PARTITIONS)
+    with beside_live.setting() as setting:
+        history = await setting.topic("history")
         print(f"publishing {args.history:,} history and 2 x {args.live:,} live records ...")
-        await bench.produce(
-            broker.bootstrap_servers,
-            history,
-            args.history,
-            bench.event_template(bench.TARGET_DESTINATION),
-        )
+        await setting.publish(history, args.history, bench.TARGET_DESTINATION)
         async with bench.StubProcess() as stub:
-            alone, _ = await measure(
-                workdir, "alone", broker, stub.url, args.live, None, args.max_seconds
-            )
+            alone, _ = await measure(setting, stub.url, "alone", args.live, None, args.max_seconds)
             beside, backtest = await measure(
-                workdir, "beside", broker, stub.url, args.live, history, args.max_seconds
+                setting, stub.url, "beside", args.live, history, args.max_seconds
             )
-        for label, rate in (("alone", alone), ("beside a backtest", beside)):
-            print(f"live rate {label:<18} {rate}  ({rate.done:,} events in {rate.seconds:.1f} s)")
-        print(f"  {backtest}")
-        print(f"  ratio: {beside.per_second / alone.per_second:.0%} of the rate alone")
+        beside_live.report("backtest", alone, beside, backtest)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--live", type=int, default=200_000, help="live records per run")
-    parser.add_argument("--history", type=int, default=400_000, help="records in the history")
-    parser.add_argument("--max-seconds", type=float, default=60.0)
+    parser = beside_live.arguments(
+        __doc__.splitlines()[0], history=400_000, history_help="records in the history"
+    )
+    beside_live.add_max_seconds(parser)
     asyncio.run(main(parser.parse_args()))

@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any
 
 import httpx
 
@@ -26,13 +26,12 @@ from trigger_daemon.config import Settings, load_config, resolve_config_path
 from trigger_daemon.core.triggers import yaml_trigger_id
 from trigger_daemon.core.windows import parse_time
 from trigger_daemon.errors import ConfigError, NotFoundError, StartupError
+from trigger_daemon.progress_line import ProgressLine
 from trigger_daemon.triggers.files import load_yaml_triggers
 
 EXIT_OK, EXIT_FAILED = 0, 1
 TOKEN_ENV = "TRIGGER_DAEMON_API_TOKEN"
 _POLL_SECONDS = 0.5
-_REDRAW_SECONDS = 0.1  # on a terminal
-_LINE_SECONDS = 1.0  # into a pipe or a file: one line a second
 _WRITE_SCOPE = "orchestration:write"
 
 
@@ -74,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.wait:
             print(json.dumps(started, indent=2))
             return EXIT_OK
-        progress = ProgressReport(sys.stderr)
+        progress = ProgressLine(sys.stderr, "backfill", _figures)
         backfill = started
         while backfill["status"] == "running":
             time.sleep(_POLL_SECONDS)
@@ -135,39 +134,11 @@ def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-class ProgressReport:
-    """Records read / total and the counts: a bar redrawn in place on a terminal, a plain line
-    a second otherwise (and a last one at the end)."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._terminal = stream.isatty()
-        self._shown_at = time.monotonic()
-
-    def update(self, backfill: dict[str, Any]) -> None:
-        now = time.monotonic()
-        if now - self._shown_at >= (_REDRAW_SECONDS if self._terminal else _LINE_SECONDS):
-            self._show(backfill, now)
-
-    def finish(self, backfill: dict[str, Any]) -> None:
-        self._show(backfill, time.monotonic())
-        if self._terminal:
-            self._stream.write("\n")
-            self._stream.flush()
-
-    def _show(self, backfill: dict[str, Any], now: float) -> None:
-        self._shown_at = now
-        read = backfill["progress"]["read"]
-        total = max(backfill["progress"]["total"], read)
-        share = read / total if total else 1.0
-        figures = (
-            f"{read:,} / {total:,} records ({share:.0%}), matched {backfill['matched']:,}, "
-            f"ran {backfill['ran']:,}, skipped {backfill['skipped']:,}, "
-            f"failed {backfill['failed']:,} [{backfill['status']}]"
-        )
-        if self._terminal:
-            filled = int(share * 30)
-            self._stream.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {figures}  ")
-        else:
-            self._stream.write(f"backfill {figures}\n")
-        self._stream.flush()
+def _figures(backfill: dict[str, Any], _seconds: float) -> tuple[int, int, str]:
+    """Records read / total, with what the backfill counts and its status."""
+    read = backfill["progress"]["read"]
+    counts = (
+        f"matched {backfill['matched']:,}, ran {backfill['ran']:,}, "
+        f"skipped {backfill['skipped']:,}, failed {backfill['failed']:,} [{backfill['status']}]"
+    )
+    return read, max(backfill["progress"]["total"], read), counts

@@ -12,11 +12,9 @@ import argparse
 import asyncio
 import json
 import sys
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
 
 from trigger_daemon.config import load_config, resolve_config_path
 from trigger_daemon.core.backtests import (
@@ -31,11 +29,10 @@ from trigger_daemon.core.triggers import TriggerDefinition, yaml_trigger_id
 from trigger_daemon.core.windows import parse_time
 from trigger_daemon.errors import ConfigError
 from trigger_daemon.observability.logs import configure_logging
+from trigger_daemon.progress_line import ProgressLine
 from trigger_daemon.triggers.files import load_trigger_file, load_yaml_triggers
 
 EXIT_OK, EXIT_USAGE = 0, 2
-_REDRAW_SECONDS = 0.1  # on a terminal
-_LINE_SECONDS = 1.0  # into a pipe or a file: one line a second
 
 
 def add_parser(
@@ -84,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         topics=tuple(config.settings.kafka.topics),
         samples=args.samples,
     )
-    progress = ProgressReport(sys.stderr)
+    progress = ProgressLine(sys.stderr, "read", _figures)
     try:
         result = asyncio.run(Daemon(config).backtest(request, progress.update))
     except BacktestRefused as exc:
@@ -122,40 +119,12 @@ def _sample_count(text: str) -> int:
     return int(text)
 
 
-class ProgressReport:
-    """Records read / total, rate and ETA: a bar redrawn in place on a terminal, a plain line
-    a second otherwise (and a last one at the end)."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._terminal = stream.isatty()
-        self._started = time.monotonic()
-        self._shown_at = self._started
-
-    def update(self, backtest: Backtest) -> None:
-        now = time.monotonic()
-        if now - self._shown_at >= (_REDRAW_SECONDS if self._terminal else _LINE_SECONDS):
-            self._show(backtest, now)
-
-    def finish(self, backtest: Backtest) -> None:
-        self._show(backtest, time.monotonic())
-        if self._terminal:
-            self._stream.write("\n")
-            self._stream.flush()
-
-    def _show(self, backtest: Backtest, now: float) -> None:
-        self._shown_at = now
-        read, total = backtest.read, max(backtest.total, backtest.read)
-        rate = read / max(now - self._started, 1e-9)
-        share = read / total if total else 1.0
-        eta = f"{(total - read) / rate:.0f}s" if rate > 0 else "?"
-        figures = f"{read:,} / {total:,} records ({share:.0%}), {rate:,.0f}/s, ETA {eta}"
-        if self._terminal:
-            filled = int(share * 30)
-            self._stream.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {figures}  ")
-        else:
-            self._stream.write(f"read {figures}\n")
-        self._stream.flush()
+def _figures(backtest: Backtest, seconds: float) -> tuple[int, int, str]:
+    """Records read / total, with the rate so far and the time left at that rate."""
+    read, total = backtest.read, max(backtest.total, backtest.read)
+    rate = read / max(seconds, 1e-9)
+    eta = f"{(total - read) / rate:.0f}s" if rate > 0 else "?"
+    return read, total, f"{rate:,.0f}/s, ETA {eta}"
 
 
 def summary(backtest: Backtest, trigger: str) -> str:

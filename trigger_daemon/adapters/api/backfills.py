@@ -14,20 +14,17 @@ than allowed 429 (errorCode VALIDATION).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Annotated, Protocol
 
-import pydantic
 from fastapi import APIRouter, HTTPException, Path, Request
 
 from trigger_daemon.adapters.api.auth import ApiAuth
 from trigger_daemon.adapters.api.backfill_schemas import Backfill, BackfillBody
-from trigger_daemon.adapters.api.operations import read_json
 from trigger_daemon.adapters.api.routes import ERROR_RESPONSES, route_adder
 from trigger_daemon.adapters.api.schemas import Data
+from trigger_daemon.adapters.api.window_requests import read_body, read_window, start_body
 from trigger_daemon.core import backfills
 from trigger_daemon.core.backfills import BackfillRefused, BackfillRequest, TooManyBackfills
-from trigger_daemon.core.windows import parse_time
 from trigger_daemon.ports import Store
 from trigger_daemon.triggers.catalog import TriggerCatalog
 
@@ -60,10 +57,8 @@ class BackfillHandlers:
         self._topics = tuple(topics)
 
     async def start(self, request: Request) -> Data[Backfill]:
-        body = _parse_body(await read_json(request))
-        now = datetime.now(UTC)
-        since = _time("since", body.since, now)
-        until = now if body.until is None else _time("until", body.until, now)
+        body = await read_body(request, BackfillBody, "backfill")
+        since, until = read_window(body.since, body.until, "backfill")
         if self._catalog.compiled(body.trigger_id) is None:
             await self._store.get_trigger(body.trigger_id)  # NotFoundError: 404
         wanted = BackfillRequest(body.trigger_id, since, until, self._topics)
@@ -85,33 +80,6 @@ class BackfillHandlers:
         return Data(data=Backfill.of(await self._service.cancel(backfill_id)))
 
 
-def _parse_body(raw: object) -> BackfillBody:
-    try:
-        return BackfillBody.model_validate(raw)
-    except pydantic.ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            location = ".".join(str(part) for part in error["loc"]) or "body"
-            message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
-            problems.append(f"{location}: {message}")
-        raise HTTPException(400, "invalid backfill: " + "; ".join(problems)) from None
-
-
-def _time(field: str, text: str, now: datetime) -> datetime:
-    try:
-        return parse_time(text, now)
-    except ValueError as exc:
-        raise HTTPException(400, f"invalid backfill: {field}: {exc}") from None
-
-
-_START_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": BackfillBody.model_json_schema(by_alias=True)}},
-    }
-}
-
-
 def backfills_router(handlers: BackfillHandlers, auth: ApiAuth | None = None) -> APIRouter:
     router = APIRouter(prefix="/v2", tags=["backfills (extension)"], responses=ERROR_RESPONSES)
     _add = route_adder(auth)
@@ -122,7 +90,7 @@ def backfills_router(handlers: BackfillHandlers, auth: ApiAuth | None = None) ->
         handlers.start,
         "v2CreateBackfill",
         status_code=202,
-        openapi_extra=_START_BODY,
+        openapi_extra=start_body(BackfillBody),
         description="Extension: run a stored trigger for real over the events already in "
         "Kafka in [since, until), through the live occurrence path: an event that already has "
         "an occurrence of the trigger is skipped. Durable and resumable; one replica runs it. "

@@ -14,21 +14,18 @@ more backtests than allowed answer 429 (errorCode VALIDATION).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Annotated, Protocol
 
-import pydantic
 from fastapi import APIRouter, HTTPException, Path, Request
 
 from trigger_daemon.adapters.api.auth import ApiAuth
 from trigger_daemon.adapters.api.backtest_schemas import Backtest, BacktestBody
-from trigger_daemon.adapters.api.operations import read_json
 from trigger_daemon.adapters.api.routes import ERROR_RESPONSES, route_adder
 from trigger_daemon.adapters.api.schemas import Data
+from trigger_daemon.adapters.api.window_requests import read_body, read_window, start_body
 from trigger_daemon.core import backtests
 from trigger_daemon.core.backtests import BacktestRefused, BacktestRequest, TooManyBacktests
 from trigger_daemon.core.triggers import CompiledTrigger, compile_trigger, parse_definition
-from trigger_daemon.core.windows import parse_time
 from trigger_daemon.ports import Store
 from trigger_daemon.triggers.catalog import TriggerCatalog
 
@@ -61,11 +58,9 @@ class BacktestHandlers:
         self._default_topics = tuple(default_topics)
 
     async def start(self, request: Request) -> Data[Backtest]:
-        body = _parse_body(await read_json(request))
+        body = await read_body(request, BacktestBody, "backtest")
         compiled = await self._trigger(body)
-        now = datetime.now(UTC)
-        since = _time("since", body.since, now)
-        until = now if body.until is None else _time("until", body.until, now)
+        since, until = read_window(body.since, body.until, "backtest")
         wanted = BacktestRequest(
             compiled=compiled,
             trigger_id=body.trigger_id,
@@ -107,33 +102,6 @@ class BacktestHandlers:
         return TriggerCatalog.compile_definition(parse_definition(body.trigger))
 
 
-def _parse_body(raw: object) -> BacktestBody:
-    try:
-        return BacktestBody.model_validate(raw)
-    except pydantic.ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            location = ".".join(str(part) for part in error["loc"]) or "body"
-            message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
-            problems.append(f"{location}: {message}")
-        raise HTTPException(400, "invalid backtest: " + "; ".join(problems)) from None
-
-
-def _time(field: str, text: str, now: datetime) -> datetime:
-    try:
-        return parse_time(text, now)
-    except ValueError as exc:
-        raise HTTPException(400, f"invalid backtest: {field}: {exc}") from None
-
-
-_START_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": BacktestBody.model_json_schema(by_alias=True)}},
-    }
-}
-
-
 def backtests_router(handlers: BacktestHandlers, auth: ApiAuth | None = None) -> APIRouter:
     router = APIRouter(prefix="/v2", tags=["backtests (extension)"], responses=ERROR_RESPONSES)
     _add = route_adder(auth)
@@ -144,7 +112,7 @@ def backtests_router(handlers: BacktestHandlers, auth: ApiAuth | None = None) ->
         handlers.start,
         "v2CreateBacktest",
         status_code=202,
-        openapi_extra=_START_BODY,
+        openapi_extra=start_body(BacktestBody),
         description="Extension: run a trigger (stored, or unsaved) over the events already in "
         "Kafka, outside the consumer group, and count what it would have done. Nothing is "
         "called, written or published. Answers at once; read it again for its progress.",

@@ -42,7 +42,8 @@ def _inline_definitions(schema: dict[str, Any]) -> dict[str, Any]:
     return resolved
 
 
-def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+def json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """The `openapi_extra` of a route that requires a JSON body of `schema`."""
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
@@ -55,9 +56,9 @@ _TEST_EVENT_SCHEMA = {
     "description": "A full event envelope (with `type` and `payload`), or a bare payload that "
     "gets the trigger's event type.",
 }
-_TRIGGER_BODY = _json_body(_TRIGGER_SCHEMA)
-_TEST_BODY = _json_body(_TEST_EVENT_SCHEMA)
-_UNSAVED_TEST_BODY = _json_body(
+_TRIGGER_BODY = json_body(_TRIGGER_SCHEMA)
+_TEST_BODY = json_body(_TEST_EVENT_SCHEMA)
+_UNSAVED_TEST_BODY = json_body(
     {
         "type": "object",
         "required": ["trigger", "event"],

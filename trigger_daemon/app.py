@@ -11,7 +11,6 @@ part that dies stops the daemon the same way, and `run` raises PartFailed.
 from __future__ import annotations
 
 import asyncio
-import gc
 import socket
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -23,7 +22,7 @@ from typing import Any
 import httpx
 import structlog
 
-from trigger_daemon import __version__
+from trigger_daemon import __version__, heap
 from trigger_daemon.adapters.api import (
     ApiAuth,
     ApiServer,
@@ -147,7 +146,7 @@ class Daemon:
                 requested=self._reload_requested,
                 read_at_start=read_at_start,
             )
-            _tune_garbage_collection()
+            heap.freeze_what_start_up_built()
             log.info(
                 "daemon.started",
                 api=self.api_url,
@@ -405,16 +404,6 @@ def _status(activity: rates.RateWindow, caller: WorkflowCaller) -> Status:
         circuit=str(caller.breaker.state),
         circuit_reason=caller.unavailable_reason,
     )
-
-
-def _tune_garbage_collection() -> None:
-    # Start-up built hundreds of thousands of long-lived objects (modules, compiled
-    # triggers); left in the collected generations, every collection walks them again.
-    gc.freeze()
-    # Records in flight keep tens of thousands of young objects alive; at the default
-    # threshold (700 allocations) the young generation is collected hundreds of times a
-    # second, walking them each time (bench/RESULTS.md has the measurements).
-    gc.set_threshold(10_000, 10, 10)
 
 
 def trigger_test_answer(report: TriggerTestReport) -> dict[str, Any]:

@@ -6,9 +6,10 @@ alone are about 150,000 objects (a full collection: ~200 ms) and a catalogue of 
 compiled triggers adds about a million (~1.7 s); Python starts one whenever the long-lived
 objects have grown by a quarter, so pauses of that length recurred under load.
 
-What lives as long as the process (the modules, the compiled catalogue) is built without
-collections and then frozen (`gc.freeze`): collections no longer look at it, while reference
-counting still frees it when it is replaced. A catalogue leaves no reference cycle behind when
+What lives as long as the process (the modules, the API, the compiled catalogue) is frozen
+once built (`gc.freeze`): collections no longer look at it, while reference counting still
+frees it when it is replaced. The catalogue, rebuilt at every trigger change, is also built
+without collections, which would otherwise walk the growing heap again and again. A catalogue leaves no reference cycle behind when
 it is dropped (a test checks this), so freezing it leaks nothing.
 """
 
@@ -18,6 +19,11 @@ import contextlib
 import gc
 import threading
 from collections.abc import Iterator
+
+# Records in flight keep tens of thousands of young objects alive; at the default threshold
+# (700 allocations) the young generation is collected hundreds of times a second, walking
+# them each time (bench/RESULTS.md has the measurements).
+_YOUNG_GENERATION_THRESHOLD = 10_000
 
 _lock = threading.Lock()
 _builds = 0  # long-lived builds under way (threads can overlap)
@@ -43,3 +49,11 @@ def long_lived_build() -> Iterator[None]:
                 # A freeze moves the collector's lists, it does not walk them: no pause.
                 gc.freeze()
                 gc.enable()
+
+
+def freeze_what_start_up_built() -> None:
+    """Once the daemon has started: freeze what start-up built (the modules, the API's
+    routes, the clients) and collect the young generation less often."""
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(_YOUNG_GENERATION_THRESHOLD, older, oldest)

@@ -9,8 +9,9 @@ objects have grown by a quarter, so pauses of that length recurred under load.
 What lives as long as the process (the modules, the API, the compiled catalogue) is frozen
 once built (`gc.freeze`): collections no longer look at it, while reference counting still
 frees it when it is replaced. The catalogue, rebuilt at every trigger change, is also built
-without collections, which would otherwise walk the growing heap again and again. A catalogue leaves no reference cycle behind when
-it is dropped (a test checks this), so freezing it leaks nothing.
+without collections, which would otherwise walk the growing heap again and again. A
+catalogue leaves no reference cycle behind when it is dropped (a test checks this), so
+freezing it leaks nothing.
 """
 
 from __future__ import annotations

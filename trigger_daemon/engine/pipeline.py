@@ -47,7 +47,7 @@ log = structlog.get_logger(__name__)
 FETCH_TIMEOUT_SECONDS = 0.2
 # A fetched batch is triaged on the event loop. Past this much work the loop yields, so that
 # heartbeats, fetch answers, calls in flight and the API never wait long behind a batch.
-TRIAGE_SLICE_SECONDS = 0.02
+TRIAGE_SLICE_SECONDS = 0.01
 COMMIT_INTERVAL_SECONDS = 0.2
 # The back-off before a failed record is handled again in place. Its max_attempts is never
 # read: the record is retried until it succeeds, since giving up on it would lose it.

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from trigger_daemon.core import prefilter
 from trigger_daemon.core.events import Envelope
 from trigger_daemon.core.expressions import ExpressionError, is_truthy
 from trigger_daemon.core.prefilter import CandidateIndex
@@ -37,14 +38,17 @@ NO_MATCH = MatchResult(triggers=())
 class TriggerIndex:
     """Triggers grouped by event type, so an event only meets the triggers of its type."""
 
-    def __init__(self, triggers: Iterable[CompiledTrigger]) -> None:
+    def __init__(
+        self, triggers: Iterable[CompiledTrigger], index_from: int = prefilter.INDEX_FROM
+    ) -> None:
+        """`index_from`: the fewest triggers of a type that are worth indexing."""
         by_type: defaultdict[str, list[CompiledTrigger]] = defaultdict(list)
         for compiled in triggers:
             by_type[compiled.trigger.event].append(compiled)
         # A stable order (oldest first) keeps the calls for one event in a predictable order.
         self._by_type = {
             event_type: CandidateIndex(
-                sorted(group, key=lambda c: (c.trigger.created_at, c.trigger.id))
+                sorted(group, key=lambda c: (c.trigger.created_at, c.trigger.id)), index_from
             )
             for event_type, group in by_type.items()
         }

@@ -57,6 +57,9 @@ from trigger_daemon.core.triggers import CompiledTrigger
 Candidate = tuple[CompiledTrigger, bool]  # the trigger, and whether its filter is known true
 Hit = tuple[int, CompiledTrigger, bool]  # its position in the index, the trigger, known true
 Probe = Callable[[Any, list[Hit]], None]  # adds the hits for the key's value
+# Reading an indexed key costs about what evaluating two or three compiled one-field filters
+# does (bench/RESULTS.md): below this many triggers of a type, each filter is evaluated.
+INDEX_FROM = 3
 _FUNCTIONS = jmespath.functions.Functions()
 _POSITION = itemgetter(0)
 
@@ -175,8 +178,12 @@ class CandidateIndex:
     """The triggers of one event type (in their order), indexed by the clause that rules
     each of them out."""
 
-    def __init__(self, triggers: Sequence[CompiledTrigger]) -> None:
+    def __init__(self, triggers: Sequence[CompiledTrigger], index_from: int = INDEX_FROM) -> None:
+        """With fewer than `index_from` triggers, every one is a candidate."""
         self.triggers = tuple(triggers)
+        self._everyone: list[Candidate] | None = None
+        if len(self.triggers) < index_from:
+            self._everyone = [(compiled, False) for compiled in self.triggers]
         self._always: list[Hit] = []
         by_source: defaultdict[KeySource, list[tuple[KeyTest, Hit]]] = defaultdict(list)
         for position, compiled in enumerate(self.triggers):
@@ -194,9 +201,11 @@ class CandidateIndex:
     def __len__(self) -> int:
         return len(self.triggers)
 
-    def candidates(self, document: Mapping[str, Any]) -> list[Candidate]:
+    def candidates(self, document: Mapping[str, Any]) -> Sequence[Candidate]:
         """The triggers that may match `document`, in order; True when the filter is known
         to be true (its whole filter is the clause the index just found true)."""
+        if self._everyone is not None:
+            return self._everyone
         found = self._always.copy()
         for value, (to_number, probes) in self._keys.values(document):
             if to_number:

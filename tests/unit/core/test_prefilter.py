@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from trigger_daemon.core.events import Envelope
 from trigger_daemon.core.expressions import ExpressionError, is_truthy
 from trigger_daemon.core.matching import MatchResult, TriggerIndex
-from trigger_daemon.core.prefilter import CandidateIndex
+from trigger_daemon.core.prefilter import INDEX_FROM, CandidateIndex
 from trigger_daemon.core.triggers import CompiledTrigger, Trigger, compile_trigger, parse_definition
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -123,7 +123,7 @@ def test_matching_through_the_index_equals_evaluating_every_filter(
     chosen: list[str | None], events: list[tuple[Any, Any, Any, str | None]]
 ) -> None:
     triggers = [compiled(n, f, version="v3" if n % 5 == 4 else None) for n, f in enumerate(chosen)]
-    index = TriggerIndex(triggers)
+    index = TriggerIndex(triggers, index_from=1)
     for status, tier, first_item, version in events:
         envelope = envelope_of(status, tier, first_item, version)
         document = {**envelope.raw, "event": envelope.payload}
@@ -161,7 +161,9 @@ def test_each_shape_agrees_with_evaluation_on_numbers_booleans_and_strings(
     envelope = envelope_of(value, "missing", "missing", None)
     document = {**envelope.raw, "event": envelope.payload}
 
-    assert ids(TriggerIndex(triggers).match(envelope, document)) == brute_force(triggers, envelope)
+    assert ids(TriggerIndex(triggers, index_from=1).match(envelope, document)) == brute_force(
+        triggers, envelope
+    )
 
 
 def candidate_ids(index: CandidateIndex, payload: dict[str, Any]) -> list[str]:
@@ -203,6 +205,14 @@ def test_thousands_of_triggers_of_one_shape_propose_only_those_the_value_can_mat
     assert candidate_ids(index, payload) == [f"t{n}" for n in expected]
 
 
+def test_a_type_with_fewer_triggers_than_are_worth_indexing_has_them_all_as_candidates() -> None:
+    few = [compiled(n, f"event.account == 'treasury:{n}'") for n in range(INDEX_FROM - 1)]
+    many = [*few, compiled(INDEX_FROM, f"event.account == 'treasury:{INDEX_FROM}'")]
+
+    assert candidate_ids(CandidateIndex(few), {"account": "users:1"}) == ["t0", "t1"]
+    assert candidate_ids(CandidateIndex(many), {"account": "users:1"}) == []
+
+
 def test_anything_but_proposes_every_trigger_but_the_one_the_value_equals() -> None:
     index = CandidateIndex([compiled(n, f"event.kind != 'k{n}'") for n in range(N)])
 
@@ -222,6 +232,6 @@ def test_a_prefix_of_a_value_that_is_not_a_string_proposes_the_triggers_that_wil
 
 def test_a_whole_filter_the_index_decides_is_known_true_and_a_partial_one_is_not() -> None:
     whole, partial = compiled(0, "event.amount > `1`"), compiled(1, "event.amount > `1` && a")
-    index = CandidateIndex([whole, partial])
+    index = CandidateIndex([whole, partial], index_from=1)
 
     assert index.candidates({"event": {"amount": 2}}) == [(whole, True), (partial, False)]

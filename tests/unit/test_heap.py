@@ -29,16 +29,25 @@ def tracked(value: object) -> bool:
     return any(candidate is value for candidate in gc.get_objects())
 
 
-def test_a_build_runs_without_collections_and_what_it_built_is_frozen() -> None:
+def test_a_large_build_runs_without_collections_and_what_it_built_is_frozen() -> None:
     with heap.long_lived_build():
         assert not gc.isenabled()
-        built = {"triggers": [[n] for n in range(100)]}
+        built = {"triggers": [[n] for n in range(heap._FREEZE_FROM_OBJECTS)]}
     assert gc.isenabled()
-    assert gc.get_freeze_count() > 0
     assert not tracked(built)
     assert not tracked(built["triggers"][0])
     made_after = [["young"]]
     assert tracked(made_after)
+
+
+def test_a_small_build_is_left_to_the_collector() -> None:
+    gc.collect()  # the young generation's count starts from nothing
+    frozen_before = gc.get_freeze_count()
+    with heap.long_lived_build():
+        built = {"triggers": [[n] for n in range(100)]}
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen_before
+    assert tracked(built)
 
 
 def test_collections_resume_when_the_last_of_overlapping_builds_ends() -> None:

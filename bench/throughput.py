@@ -38,7 +38,7 @@ count). A run that has not finished after --max-seconds is stopped and its rate 
 marked `partial`. Topics have 8 partitions and 4,096 distinct record keys, so key-ordered
 concurrency has room.
 
-    .venv/bin/python bench/throughput.py                       # default sizes: about 3 minutes
+    .venv/bin/python bench/throughput.py                       # every row: over 15 minutes
     .venv/bin/python bench/throughput.py --matched 2000 --unmatched 20000 --rss-records 0
     .venv/bin/python bench/throughput.py --only matched,latency --profile /tmp/profiles
 

@@ -73,7 +73,7 @@ async def measure(
             if backfill_id is None:
                 return rate, ""
             body = (await client.get(f"/v2/backfills/{backfill_id}")).json()["data"]
-    seconds = time.monotonic() - started
+            seconds = time.monotonic() - started  # before the daemon's shutdown
     return rate, (
         f"backfill {body['status']}: {body['ran']:,} of {args.history:,} events run "
         f"({body['ran'] / seconds:,.0f}/s over the live run's {seconds:.1f} s; "

@@ -279,10 +279,9 @@ class LoggingSettings(_Section):
 class PipelineSettings(_Section):
     # Records fetched but not yet finished; fetching pauses at this many, so memory stays
     # flat whatever the backlog. Concurrency comes from distinct ordering keys. Matched
-    # records wait on group commits and HTTP answers most of their time. On 2 cores 512 keep
-    # the event loop busy; more add only young objects for the collector to walk, and the
-    # loop's lag with them (bench/RESULTS.md).
-    max_in_flight: int = Field(512, ge=1, le=100_000)
+    # records wait on group commits and HTTP answers most of their time: on 2 cores 1,024
+    # keeps the event loop busy where 512 leaves it idle a quarter of the time (bench/RESULTS.md).
+    max_in_flight: int = Field(1024, ge=1, le=100_000)
     # Records with the same ordering key reach the API in order; different keys run side by
     # side. Default: the Kafka record key (the partition when there is none). A JMESPath
     # expression over the event (e.g. `event.ledger`) orders by its value instead.

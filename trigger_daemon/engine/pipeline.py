@@ -73,7 +73,7 @@ class Pipeline:
         source: Source,
         handler: Handler,
         *,
-        max_in_flight: int = 512,
+        max_in_flight: int = 1024,
         revoke_timeout_seconds: float = 20.0,
         must_pause: Callable[[], bool] = lambda: False,
         ordering_key: Expression | None = None,

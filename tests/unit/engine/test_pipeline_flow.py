@@ -149,11 +149,14 @@ async def test_a_revoked_partition_commits_its_running_record_and_drops_the_queu
     assert source.assigned() == set()
 
 
-@pytest.mark.parametrize(("slice_seconds", "yields_within_the_batch"), [(0.0, True), (60.0, False)])
-async def test_a_large_batch_is_triaged_in_slices_that_let_the_loop_run(
-    slice_seconds: float, yields_within_the_batch: bool
-) -> None:
+async def loop_turns_at_each_triage(
+    source: ListSource, slice_seconds: float, busy_seconds: float = 0.0
+) -> list[int]:
+    """Run the pipeline over `source` (records that need no work) beside a task counting the
+    loop's turns; the count each record's triage saw. Each triage keeps the loop for
+    `busy_seconds`."""
     ticks = 0
+    seen: list[int] = []
 
     async def tick() -> None:
         nonlocal ticks
@@ -161,15 +164,29 @@ async def test_a_large_batch_is_triaged_in_slices_that_let_the_loop_run(
             ticks += 1
             await asyncio.sleep(0)
 
-    seen: list[int] = []
-    source = ListSource([record(offset, b"k", value=b"nothing") for offset in range(50)])
+    def triage(record: SourceRecord) -> None:
+        seen.append(ticks)
+        until = time.monotonic() + busy_seconds
+        while time.monotonic() < until:
+            pass
+
     handler = FakeHandler(no_work=frozenset({b"nothing"}))
-    handler.on_triage = lambda record: seen.append(ticks)
+    handler.on_triage = triage
     ticker = asyncio.create_task(tick())
     flow = pipeline(source, handler, triage_slice_seconds=slice_seconds)
     await asyncio.wait_for(flow.run(asyncio.Event(), until_idle=True), 5)
     ticker.cancel()
     await asyncio.gather(ticker, return_exceptions=True)
+    return seen
+
+
+@pytest.mark.parametrize(("slice_seconds", "yields_within_the_batch"), [(0.0, True), (60.0, False)])
+async def test_a_large_batch_is_triaged_in_slices_that_let_the_loop_run(
+    slice_seconds: float, yields_within_the_batch: bool
+) -> None:
+    source = ListSource([record(offset, b"k", value=b"nothing") for offset in range(50)])
+
+    seen = await loop_turns_at_each_triage(source, slice_seconds)
 
     assert len(seen) == 50  # one batch of 50
     assert (len(set(seen)) > 40) is yields_within_the_batch
@@ -178,33 +195,14 @@ async def test_a_large_batch_is_triaged_in_slices_that_let_the_loop_run(
 
 async def test_small_batches_fetched_without_waiting_still_let_the_loop_run() -> None:
     """A fetch answered from the consumer's buffer does not yield: the slice spans fetches."""
-    ticks = 0
-
-    async def tick() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
-
-    def busy_for_a_millisecond(record: SourceRecord) -> None:
-        seen.append(ticks)
-        until = time.monotonic() + 0.001
-        while time.monotonic() < until:
-            pass
-
-    seen: list[int] = []
     source = ListSource(
         [record(offset, b"k", value=b"nothing") for offset in range(50)], batch_size=2
     )
-    handler = FakeHandler(no_work=frozenset({b"nothing"}))
-    handler.on_triage = busy_for_a_millisecond
-    ticker = asyncio.create_task(tick())
-    flow = pipeline(source, handler, triage_slice_seconds=0.005)
-    await asyncio.wait_for(flow.run(asyncio.Event(), until_idle=True), 5)
-    ticker.cancel()
-    await asyncio.gather(ticker, return_exceptions=True)
+
+    seen = await loop_turns_at_each_triage(source, slice_seconds=0.005, busy_seconds=0.001)
 
     # 2 ms per batch, a 5 ms slice: about five records between two turns of the loop.
+    assert len(seen) == 50
     longest_without_a_turn = max(Counter(seen).values())
     assert longest_without_a_turn <= 10
     assert source.commits[-1] == {PARTITION: 50}

@@ -62,6 +62,7 @@ from trigger_daemon.engine.pipeline import Pipeline
 from trigger_daemon.engine.records import LogOnlyDeadLetters, RecordHandler
 from trigger_daemon.engine.redrive import Redrive
 from trigger_daemon.engine.runner import OccurrenceRunner
+from trigger_daemon.engine.tenure import Tenure
 from trigger_daemon.errors import StoreError
 from trigger_daemon.lifecycle import Part, supervise
 from trigger_daemon.observability import rates
@@ -132,9 +133,14 @@ class Daemon:
             )
             await stack.enter_async_context(publisher)
             await stack.enter_async_context(source)
+            tenure = Tenure(
+                session_timeout_seconds=self.settings.kafka.session_timeout_ms / 1000,
+                heartbeat_interval_seconds=self.settings.kafka.heartbeat_interval_ms / 1000,
+            )
             pipeline = Pipeline(
                 source,
-                handler,
+                handler.holding(tenure),
+                tenure=tenure,
                 max_in_flight=self.settings.pipeline.max_in_flight,
                 ordering_key=self.settings.pipeline.ordering_expression(),
                 must_pause=lambda: caller.breaker.is_open,
@@ -166,6 +172,7 @@ class Daemon:
                     # YAML triggers edited on disk, or re-read on SIGHUP, apply without a restart.
                     Part("trigger reload", reloader.watch),
                     Part("event loop watch", watch_loop_lag),
+                    Part("pause watch", tenure.watch),
                     Part("backfills", backfills.run),
                     Part("activity rates", activity.watch),
                 ],

@@ -14,7 +14,9 @@ fetch timeout does it pause and fetch, which keeps the consumer's poll alive.
 A record whose handling fails (store or broker trouble) is tried again in place after a
 back-off: its key waits, its partition's commit point does not pass it, and nothing is lost.
 Before partitions move to another member, their queued records are dropped (the next owner
-reads them again), the ones being handled are finished, and the commit point is committed.
+reads them again), the ones being handled are finished or given up (`tenure.PartitionLost`: a
+call about to be retried stops there and leaves its record uncommitted), and the commit point
+is committed.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from trigger_daemon.core.expressions import (
 from trigger_daemon.core.offsets import PartitionProgress
 from trigger_daemon.core.retry import RetryPolicy, backoff_delay
 from trigger_daemon.engine.records import TriagedRecord
+from trigger_daemon.engine.tenure import PartitionLost, Tenure
 from trigger_daemon.errors import BrokerError
 from trigger_daemon.observability import metrics
 from trigger_daemon.ports import Source, SourceRecord
@@ -79,9 +82,11 @@ class Pipeline:
         ordering_key: Expression | None = None,
         triage_slice_seconds: float = TRIAGE_SLICE_SECONDS,
         metered: bool = True,
+        tenure: Tenure | None = None,
     ) -> None:
         """`metered`: False for a backfill's pipeline, which leaves the live consumer's
-        metrics (records consumed, records in flight) alone."""
+        metrics (records consumed, records in flight) alone. `tenure` is told of revocations,
+        for the handler to ask (the live pipeline's is shared with its `RecordHandler`)."""
         self._source = source
         self._metered = metered
         self._triage_slice = triage_slice_seconds
@@ -93,7 +98,8 @@ class Pipeline:
         self._progress: dict[Partition, PartitionProgress] = {}
         self._queues: dict[OrderingKey, deque[TriagedRecord]] = {}
         self._workers: dict[OrderingKey, asyncio.Task[None]] = {}
-        self._revoking: set[Partition] = set()
+        self._tenure = tenure or Tenure()
+        self._revoking = self._tenure.revoking  # the tenure's own set, updated in place
         self._revoked_during_dispatch: set[Partition] = set()
         self._slice_ends = 0.0
         self._uncommitted: set[Partition] = set()
@@ -206,7 +212,10 @@ class Pipeline:
         try:
             while queue and key[:2] not in self._revoking:
                 work = queue[0]
-                await self._handle_until_done(work)
+                try:
+                    await self._handle_until_done(work)
+                except PartitionLost:
+                    return  # unfinished, in its queue: the revocation drops it uncommitted
                 queue.popleft()
                 self._finished(work.record)
         finally:
@@ -222,6 +231,8 @@ class Pipeline:
             try:
                 await self._handler.handle(work)
                 return
+            except PartitionLost:
+                raise
             except Exception:
                 failures += 1
                 log.exception(
@@ -276,7 +287,7 @@ class Pipeline:
     async def _on_revoked(self, partitions: set[Partition]) -> None:
         """Before `partitions` move: drop their queued records, finish the ones being
         handled (bounded by the revoke timeout), commit, and forget them."""
-        self._revoking |= partitions
+        self._revoking.update(partitions)
         self._revoked_during_dispatch |= partitions
         try:
             workers = [task for key, task in self._workers.items() if key[:2] in partitions]
@@ -288,7 +299,7 @@ class Pipeline:
             await self._commit(force=True, only=partitions)
             self._forget(partitions)
         finally:
-            self._revoking -= partitions
+            self._revoking.difference_update(partitions)
         log.info("partitions.revoked", partitions=sorted(f"{t}/{p}" for t, p in partitions))
 
     def _forget(self, partitions: set[Partition]) -> None:

@@ -24,6 +24,7 @@ from trigger_daemon.core.occurrences import NewOccurrence, Occurrence
 from trigger_daemon.core.triggers import CompiledTrigger
 from trigger_daemon.engine.calls import CallResult
 from trigger_daemon.engine.runner import OccurrenceRunner
+from trigger_daemon.engine.tenure import Tenure
 from trigger_daemon.observability import metrics
 from trigger_daemon.observability.tracing import Tracing
 from trigger_daemon.ports import DeadLetter, DeadLetterSink, SourceRecord, Store
@@ -57,7 +58,10 @@ class RecordHandler:
         dead_letters: DeadLetterSink,
         tracing: Tracing | None = None,
         claimant: str | None = None,
+        tenure: Tenure | None = None,
     ) -> None:
+        """`tenure`: whether this replica still holds a record's partition (the live
+        pipeline's); without it, every record's partition is taken to be held."""
         # Claims the occurrences this handler begins (Occurrence.claimed_by): one per process.
         self.claimant = claimant or uuid.uuid4().hex
         self._catalog = catalog
@@ -65,6 +69,20 @@ class RecordHandler:
         self._runner = runner
         self._dead_letters = dead_letters
         self._tracing = tracing or Tracing()
+        self._tenure = tenure
+
+    def holding(self, tenure: Tenure) -> RecordHandler:
+        """This handler, for the live pipeline whose partitions `tenure` tracks (a backfill
+        reads outside the group, so its records are always its own)."""
+        return RecordHandler(
+            self._catalog,
+            self._store,
+            self._runner,
+            self._dead_letters,
+            self._tracing,
+            self.claimant,
+            tenure,
+        )
 
     def triage(
         self, record: SourceRecord, decoded: Envelope | Unprocessable
@@ -104,6 +122,10 @@ class RecordHandler:
         if isinstance(decoded, Unprocessable):
             await self._dead_letter(DeadLetter(record, decoded.reason.value, decoded.detail))
             return []
+        if self._tenure is not None:
+            # A replica resuming from a pause claims nothing before it knows the partition
+            # is still its own: a claim taken from the new owner would stop that owner's call.
+            await self._tenure.ensure_held((record.topic, record.partition))
         identity = event_id(
             decoded, record.headers_map, record.topic, record.partition, record.offset
         )
@@ -157,6 +179,7 @@ class RecordHandler:
                 await self._dead_letter(letter)
 
         traceparent = record.header("traceparent")
+        tenure, partition = self._tenure, (record.topic, record.partition)
         return await self._runner.run(
             compiled,
             occurrence,
@@ -168,6 +191,7 @@ class RecordHandler:
                 "partition": record.partition,
                 "offset": record.offset,
             },
+            still_held=None if tenure is None else lambda: tenure.holds(partition),
         )
 
     async def _dead_letter(self, letter: DeadLetter) -> None:

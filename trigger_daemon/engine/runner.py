@@ -10,7 +10,9 @@ Two rules keep a workflow from running twice outside a crash:
   the write alone is retried until it lands; the call is never made again for it.
 - Before each retry of a call, and before a first try made long after the occurrence was
   begun, the occurrence is read back: if it is final, another replica (the partition's new
-  owner, while this one was paused) finished it, and this one stops.
+  owner, while this one was paused) finished it, and this one stops. The record's partition
+  is asked about first (`still_held`, tenure.py): a replica that lost it raises PartitionLost,
+  leaving the record to the next owner.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from trigger_daemon.core.occurrences import Occurrence, OccurrenceStatus, Outcom
 from trigger_daemon.core.retry import RetryPolicy, backoff_delay
 from trigger_daemon.core.triggers import CompiledTrigger
 from trigger_daemon.engine.calls import CallResult, WorkflowCaller
+from trigger_daemon.engine.tenure import PartitionLost
 from trigger_daemon.errors import StoreError
 from trigger_daemon.observability import metrics
 from trigger_daemon.observability.tracing import Tracing
@@ -36,6 +39,7 @@ from trigger_daemon.ports import OutcomeSink, Store
 log = structlog.get_logger(__name__)
 
 BeforeWrite = Callable[[CallResult], Awaitable[None]]
+StillHeld = Callable[[], Awaitable[bool]]
 
 # The back-off between tries of an outcome write. Its max_attempts is never read: the write is
 # retried until it lands, since giving up would ask the API again for an answer it gave.
@@ -69,21 +73,33 @@ class OccurrenceRunner:
         traceparent: str | None = None,
         before_write: BeforeWrite | None = None,
         log_context: Mapping[str, Any] | None = None,
+        still_held: StillHeld | None = None,
     ) -> Occurrence:
         """Take `occurrence` to a final outcome and return it as stored.
 
         `traceparent` is the record's own header: sent as it came when tracing is off; when
-        on, the call span (a child of the current event span) sends its own."""
+        on, the call span (a child of the current event span) sends its own. `still_held`
+        says whether this replica still holds the record's partition; when it no longer
+        does, PartitionLost is raised and nothing is written."""
+        partition_lost = False
+
+        async def still_wanted() -> bool:
+            nonlocal partition_lost
+            if still_held is not None and not await still_held():
+                partition_lost = True
+                return False
+            return await self._still_ours(occurrence)
+
         try:
             variables = compiled.render_vars(document)
         except ExpressionError as exc:
             outcome = Outcome.failed(str(exc), occurrence.attempts)
         else:
-            if _begun_long_ago(occurrence) and not await self._still_ours(occurrence):
-                return await self._superseded(occurrence, compiled, log_context or {})
-            result = await self._call(compiled, variables, occurrence, traceparent)
+            if _begun_long_ago(occurrence) and not await still_wanted():
+                return await self._given_up(occurrence, compiled, log_context, partition_lost)
+            result = await self._call(compiled, variables, occurrence, traceparent, still_wanted)
             if result.superseded:
-                return await self._superseded(occurrence, compiled, log_context or {})
+                return await self._given_up(occurrence, compiled, log_context, partition_lost)
             outcome = _outcome_of(result, occurrence, variables)
             if before_write is not None:
                 await before_write(result)
@@ -104,6 +120,7 @@ class OccurrenceRunner:
         variables: dict[str, str],
         occurrence: Occurrence,
         traceparent: str | None,
+        still_wanted: Callable[[], Awaitable[bool]],
     ) -> CallResult:
         with (
             self._tracing.call_span(compiled.trigger, occurrence, traceparent) as trace,
@@ -115,7 +132,7 @@ class OccurrenceRunner:
                 idempotency_key=occurrence.idempotency_key,
                 traceparent=trace.traceparent,
                 policy=self._retry_policy(compiled),
-                still_wanted=lambda: self._still_ours(occurrence),
+                still_wanted=still_wanted,
                 trigger=compiled.trigger,
             )
             trace.finish(result)
@@ -155,9 +172,15 @@ class OccurrenceRunner:
             if time.monotonic() - asked_at < _FRESH_ANSWER_SECONDS:
                 return True
 
-    async def _superseded(
-        self, occurrence: Occurrence, compiled: CompiledTrigger, context: Mapping[str, Any]
+    async def _given_up(
+        self,
+        occurrence: Occurrence,
+        compiled: CompiledTrigger,
+        context: Mapping[str, Any] | None,
+        partition_lost: bool,
     ) -> Occurrence:
+        if partition_lost:
+            raise PartitionLost(f"occurrence {occurrence.id}: its partition is being revoked")
         stored = await self._store.get_occurrence(occurrence.id)
         log.info(
             "occurrence.superseded",
@@ -167,7 +190,7 @@ class OccurrenceRunner:
             event_type=compiled.trigger.event,
             status=stored.status.value,
             detail="finished or claimed elsewhere while this replica waited; no further call",
-            **context,
+            **(context or {}),
         )
         return stored
 

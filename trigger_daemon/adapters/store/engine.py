@@ -77,7 +77,7 @@ _WRITE_OPTION = "trigger_daemon_writes"
 _ORJSON_AS_JSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
-def _compact_json(value: Any) -> str:
+def compact_json(value: Any) -> str:
     """A JSON column's text. orjson writes an event several times faster than json, and
     every occurrence write encodes its event; what orjson refuses, such as an integer beyond
     64 bits, json writes exactly."""
@@ -137,7 +137,7 @@ def sqlite_file_writer(
     if target.get_backend_name() != "sqlite" or _is_memory(target):
         return None
     engine = sqlalchemy.create_engine(
-        target.set(drivername="sqlite+pysqlite"), json_serializer=_compact_json
+        target.set(drivername="sqlite+pysqlite"), json_serializer=compact_json
     )
     _configure_sqlite_engine(engine, sqlite_busy_timeout_ms)
     return writer(engine)
@@ -146,7 +146,7 @@ def sqlite_file_writer(
 def _postgresql_engine(url: URL, limits: PoolLimits) -> AsyncEngine:
     return create_async_engine(
         url,
-        json_serializer=_compact_json,
+        json_serializer=compact_json,
         pool_size=limits.pool_size,
         max_overflow=limits.max_overflow,
         pool_timeout=limits.pool_timeout_seconds,
@@ -163,7 +163,7 @@ def _postgresql_engine(url: URL, limits: PoolLimits) -> AsyncEngine:
 def _sqlite_engine(url: URL, busy_timeout_ms: int) -> AsyncEngine:
     # A memory database lives in its connection: every checkout must get the same one.
     pool: dict[str, Any] = {"poolclass": StaticPool} if _is_memory(url) else {}
-    engine = create_async_engine(url, json_serializer=_compact_json, **pool)
+    engine = create_async_engine(url, json_serializer=compact_json, **pool)
     _configure_sqlite_engine(engine.sync_engine, busy_timeout_ms)
     return engine
 

@@ -3,7 +3,8 @@
 Concurrent records share a transaction (group_commit.py): some begin occurrences, others
 record outcomes. An `OccurrenceBatch` is prepared in the event loop from their writes, and
 its `record(connection)` then runs whole inside the transaction: in the writer thread for a
-SQLite file (thread_writer.py), else through the async engine's `run_sync`.
+SQLite file (thread_writer.py), else through the async engine's `run_sync`. On SQLite the two
+statements go through the driver directly (sqlite_writes.py).
 
 Two rules of the store hold here, in the database: one occurrence per (trigger, event) is a
 unique constraint, so an event delivered again finds its occurrence instead of adding one;
@@ -19,6 +20,7 @@ from typing import Any
 from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Connection
 
+from trigger_daemon.adapters.store import sqlite_writes
 from trigger_daemon.adapters.store.dialects import insert_if_absent
 from trigger_daemon.adapters.store.queries import occurrences_by_id, occurrences_by_pair
 from trigger_daemon.adapters.store.rows import occurrence_from_row, outcome_values, pending_values
@@ -112,8 +114,11 @@ def _insert_pending(
         return {}
     # Only the ids and the store-assigned seq come back: the rest is what was just inserted,
     # and decoding each event's JSON again would cost more than the insert itself.
-    result = conn.execute(insert.returning(occurrences.c.id, occurrences.c.seq), rows)
-    seqs: dict[str, int] = {id_: seq for id_, seq in result}
+    if conn.dialect.name == "sqlite":
+        seqs = sqlite_writes.insert_pending(conn, rows)
+    else:
+        result = conn.execute(insert.returning(occurrences.c.id, occurrences.c.seq), rows)
+        seqs = {id_: seq for id_, seq in result}
     return {
         (row["trigger_id"], row["event_id"]): occurrence_from_row({**row, "seq": seqs[row["id"]]})
         for row in rows
@@ -128,9 +133,14 @@ def _record_outcomes(
     if not outcomes:
         return {}
     ids = sorted(outcomes)
-    params = [{"b_id": id_, **_outcome_params(outcomes[id_][1])} for id_ in ids]
-    result = conn.execute(_FINISH_PENDING, params)
-    if conn.dialect.supports_sane_multi_rowcount and result.rowcount == len(ids):
+    if conn.dialect.name == "sqlite":
+        values = [(id_, outcome_values(outcomes[id_][1])) for id_ in ids]
+        all_written = sqlite_writes.finish_pending(conn, values) == len(ids)
+    else:
+        params = [{"b_id": id_, **_outcome_params(outcomes[id_][1])} for id_ in ids]
+        result = conn.execute(_FINISH_PENDING, params)
+        all_written = conn.dialect.supports_sane_multi_rowcount and result.rowcount == len(ids)
+    if all_written:
         # Every row was pending and now holds its outcome, which is known here: reading the
         # rows back would decode each event's JSON again for nothing.
         return {

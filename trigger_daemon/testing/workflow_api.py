@@ -9,6 +9,7 @@ does for an Idempotency-Key it has seen, a key asked again gets the same instanc
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -56,6 +57,7 @@ class ScriptedWorkflowApi:
             workflow: list(script) for workflow, script in (by_workflow or {}).items()
         }
         self.requests: list[WorkflowRequest] = []
+        self.requested = asyncio.Event()  # set at the first request
 
     @property
     def idempotency_keys(self) -> list[str]:
@@ -72,6 +74,7 @@ class ScriptedWorkflowApi:
     ) -> CallAttempt:
         request = WorkflowRequest(workflow_id, dict(variables), idempotency_key, traceparent)
         self.requests.append(request)
+        self.requested.set()
         script = self._by_workflow.get(workflow_id, self._shared)
         if not script:
             return succeeded(f"instance-of-{idempotency_key}")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
 
 import pytest
 
@@ -19,7 +18,6 @@ from trigger_daemon.engine.pipeline import Pipeline
 from trigger_daemon.engine.records import RecordHandler
 from trigger_daemon.engine.runner import OccurrenceRunner
 from trigger_daemon.engine.tenure import PartitionLost, Tenure
-from trigger_daemon.ports import CallAttempt
 from trigger_daemon.testing import (
     AmongGoodCalls,
     InMemoryStore,
@@ -45,27 +43,6 @@ class PausableClock:
         return time.monotonic() + self.paused_for
 
 
-class TriedApi(ScriptedWorkflowApi):
-    """Sets `tried` at the first request."""
-
-    def __init__(self, *answers: CallAttempt) -> None:
-        super().__init__(*answers)
-        self.tried = asyncio.Event()
-
-    async def start_workflow(
-        self,
-        workflow_id: str,
-        variables: Mapping[str, str],
-        *,
-        idempotency_key: str,
-        traceparent: str | None = None,
-    ) -> CallAttempt:
-        self.tried.set()
-        return await super().start_workflow(
-            workflow_id, variables, idempotency_key=idempotency_key, traceparent=traceparent
-        )
-
-
 async def handler_over(
     store: InMemoryStore, api: ScriptedWorkflowApi, tenure: Tenure
 ) -> RecordHandler:
@@ -77,6 +54,15 @@ async def handler_over(
     catalog = await catalog_with(store, SETTLE)
     runner = OccurrenceRunner(store, caller)
     return RecordHandler(catalog, store, runner, RecordingDeadLetters()).holding(tenure)
+
+
+async def watched_handler(
+    store: InMemoryStore, api: ScriptedWorkflowApi, clock: PausableClock
+) -> tuple[Tenure, RecordHandler]:
+    """A handler whose tenure watches for pauses of more than 0.45 s (a 1 s session, 0.1 s
+    heartbeats), then waits 1.1 s for the group's answer."""
+    tenure = Tenure(session_timeout_seconds=1.0, heartbeat_interval_seconds=0.1, clock=clock)
+    return tenure, await handler_over(store, api, tenure)
 
 
 async def test_a_partition_is_held_until_it_is_being_revoked() -> None:
@@ -91,13 +77,13 @@ async def test_a_partition_is_held_until_it_is_being_revoked() -> None:
 async def test_a_retry_on_a_partition_being_revoked_is_not_sent_and_its_record_not_committed() -> (
     None
 ):
-    store, api = InMemoryStore(), TriedApi(transient())
+    store, api = InMemoryStore(), ScriptedWorkflowApi(transient())
     tenure = Tenure()
     source = ListSource([record(payment())])
     pipeline = Pipeline(source, await handler_over(store, api, tenure), tenure=tenure)
     stop = asyncio.Event()
     flow = asyncio.create_task(pipeline.run(stop))
-    await asyncio.wait_for(api.tried.wait(), 5)  # it failed: its retry waits out the back-off
+    await asyncio.wait_for(api.requested.wait(), 5)  # failed: its retry waits out the back-off
 
     await asyncio.wait_for(source.revoke({PARTITION}), 5)
     stop.set()
@@ -110,10 +96,8 @@ async def test_a_retry_on_a_partition_being_revoked_is_not_sent_and_its_record_n
 
 
 async def test_after_a_pause_a_record_waits_for_the_group_and_claims_nothing_once_revoked() -> None:
-    clock = PausableClock()
-    store, api = InMemoryStore(), ScriptedWorkflowApi()
-    tenure = Tenure(session_timeout_seconds=1.0, heartbeat_interval_seconds=0.1, clock=clock)
-    handler = await handler_over(store, api, tenure)
+    clock, store, api = PausableClock(), InMemoryStore(), ScriptedWorkflowApi()
+    tenure, handler = await watched_handler(store, api, clock)
     stop = asyncio.Event()
     watch = asyncio.create_task(tenure.watch(stop))
     await asyncio.sleep(0)
@@ -138,10 +122,8 @@ async def test_after_a_pause_a_record_waits_for_the_group_and_claims_nothing_onc
 async def test_after_a_pause_that_kept_the_partition_a_record_goes_on_once_the_group_answered() -> (
     None
 ):
-    clock = PausableClock()
-    store, api = InMemoryStore(), ScriptedWorkflowApi()
-    tenure = Tenure(session_timeout_seconds=1.0, heartbeat_interval_seconds=0.1, clock=clock)
-    handler = await handler_over(store, api, tenure)
+    clock, store, api = PausableClock(), InMemoryStore(), ScriptedWorkflowApi()
+    tenure, handler = await watched_handler(store, api, clock)
     stop = asyncio.Event()
     watch = asyncio.create_task(tenure.watch(stop))
     await asyncio.sleep(0.3)  # the watch ticked once, in time

@@ -23,7 +23,12 @@ from sqlalchemy.engine import Connection
 from trigger_daemon.adapters.store import sqlite_writes
 from trigger_daemon.adapters.store.dialects import insert_if_absent
 from trigger_daemon.adapters.store.queries import occurrences_by_id, occurrences_by_pair
-from trigger_daemon.adapters.store.rows import occurrence_from_row, outcome_values, pending_values
+from trigger_daemon.adapters.store.rows import (
+    OUTCOME_COLUMNS,
+    occurrence_from_row,
+    outcome_values,
+    pending_values,
+)
 from trigger_daemon.adapters.store.schema import occurrences
 from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, OccurrenceStatus, Outcome
 
@@ -152,15 +157,6 @@ def _record_outcomes(
 
 # One UPDATE run for many occurrences (an executemany): each row's outcome comes in as
 # b_-prefixed parameters, named apart from the columns they set.
-_OUTCOME_COLUMNS = (
-    "status",
-    "attempts",
-    "vars",
-    "workflow_instance_id",
-    "workflow_instance",
-    "error",
-    "updated_at",
-)
 _FINISH_PENDING = (
     update(occurrences)
     .where(
@@ -168,7 +164,7 @@ _FINISH_PENDING = (
         occurrences.c.status == str(OccurrenceStatus.PENDING),
     )
     .values(
-        {name: bindparam(f"b_{name}", type_=occurrences.c[name].type) for name in _OUTCOME_COLUMNS}
+        {name: bindparam(f"b_{name}", type_=occurrences.c[name].type) for name in OUTCOME_COLUMNS}
     )
 )
 

@@ -81,6 +81,18 @@ def pending_values(new: NewOccurrence, now: datetime) -> dict[str, Any]:
     }
 
 
+# The columns an outcome sets (the keys of `outcome_values`).
+OUTCOME_COLUMNS = (
+    "status",
+    "attempts",
+    "vars",
+    "workflow_instance_id",
+    "workflow_instance",
+    "error",
+    "updated_at",
+)
+
+
 def outcome_values(outcome: Outcome) -> dict[str, Any]:
     return {
         "status": str(outcome.status),

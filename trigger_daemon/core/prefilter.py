@@ -181,12 +181,11 @@ class CandidateIndex:
     def __init__(self, triggers: Sequence[CompiledTrigger], index_from: int = INDEX_FROM) -> None:
         """With fewer than `index_from` triggers, every one is a candidate."""
         self.triggers = tuple(triggers)
-        self._everyone: list[Candidate] | None = None
-        if len(self.triggers) < index_from:
-            self._everyone = [(compiled, False) for compiled in self.triggers]
+        small = len(self.triggers) < index_from
+        self._everyone = [(compiled, False) for compiled in self.triggers] if small else None
         self._always: list[Hit] = []
         by_source: defaultdict[KeySource, list[tuple[KeyTest, Hit]]] = defaultdict(list)
-        for position, compiled in enumerate(self.triggers):
+        for position, compiled in enumerate(() if small else self.triggers):
             clause = None if compiled.filter is None else indexed_clause(compiled.filter.syntax)
             if clause is None:
                 self._always.append((position, compiled, False))

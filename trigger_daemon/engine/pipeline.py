@@ -98,8 +98,8 @@ class Pipeline:
         self._progress: dict[Partition, PartitionProgress] = {}
         self._queues: dict[OrderingKey, deque[TriagedRecord]] = {}
         self._workers: dict[OrderingKey, asyncio.Task[None]] = {}
-        self._tenure = tenure or Tenure()
-        self._revoking = self._tenure.revoking  # the tenure's own set, updated in place
+        # The tenure's own set, updated in place: the handler asks the tenure.
+        self._revoking = (tenure or Tenure()).revoking
         self._revoked_during_dispatch: set[Partition] = set()
         self._slice_ends = 0.0
         self._uncommitted: set[Partition] = set()

@@ -10,6 +10,7 @@ and a finished one is never run again. Scheduling and commits live in `pipeline`
 from __future__ import annotations
 
 import asyncio
+import copy
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -74,15 +75,9 @@ class RecordHandler:
     def holding(self, tenure: Tenure) -> RecordHandler:
         """This handler, for the live pipeline whose partitions `tenure` tracks (a backfill
         reads outside the group, so its records are always its own)."""
-        return RecordHandler(
-            self._catalog,
-            self._store,
-            self._runner,
-            self._dead_letters,
-            self._tracing,
-            self.claimant,
-            tenure,
-        )
+        held = copy.copy(self)  # the same parts and claimant
+        held._tenure = tenure
+        return held
 
     def triage(
         self, record: SourceRecord, decoded: Envelope | Unprocessable

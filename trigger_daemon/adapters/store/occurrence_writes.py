@@ -113,15 +113,15 @@ def _insert_pending(
 ) -> dict[tuple[str, str], Occurrence]:
     """Insert the rows whose pair is new; return those it inserted (by pair), in one round
     trip where the database can return inserted rows (PostgreSQL, SQLite >= 3.35)."""
-    insert = insert_if_absent(conn, occurrences)
     if not conn.dialect.insert_returning:
-        conn.execute(insert, rows)
+        conn.execute(insert_if_absent(conn, occurrences), rows)
         return {}
     # Only the ids and the store-assigned seq come back: the rest is what was just inserted,
     # and decoding each event's JSON again would cost more than the insert itself.
     if conn.dialect.name == "sqlite":
         seqs = sqlite_writes.insert_pending(conn, rows)
     else:
+        insert = insert_if_absent(conn, occurrences)
         result = conn.execute(insert.returning(occurrences.c.id, occurrences.c.seq), rows)
         seqs = {id_: seq for id_, seq in result}
     return {

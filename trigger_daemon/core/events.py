@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any
 
 from trigger_daemon.core import json_input
 
@@ -32,11 +32,12 @@ class Unprocessable:
     detail: str
 
 
-class Envelope(NamedTuple):
+@dataclass(slots=True)
+class Envelope:
     """A Formance event message. `raw` is the whole decoded object, as received.
 
-    A NamedTuple rather than a frozen dataclass: one is built per record, and it builds
-    in a third of the time."""
+    Not frozen, though nothing changes it: one is built per record, and a frozen dataclass
+    takes three times as long to build."""
 
     type: str
     payload: dict[str, Any]

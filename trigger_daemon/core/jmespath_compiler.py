@@ -124,9 +124,13 @@ def _field_of_field(outer: str | int, inner: str | int) -> Compiled:
 
 
 def _walk(path: tuple[str | int, ...]) -> Compiled:
+    # Each step (a field's name or an index) with whether it is a field, decided once rather
+    # than at every evaluation.
+    steps: tuple[tuple[Any, bool], ...] = tuple((step, isinstance(step, str)) for step in path)
+
     def walk(value: Any, run: Budget | None) -> Any:
-        for step in path:
-            if isinstance(step, str):
+        for step, is_field in steps:
+            if is_field:
                 try:
                     value = value.get(step)
                 except AttributeError:

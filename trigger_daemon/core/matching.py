@@ -61,7 +61,7 @@ class TriggerIndex:
 
     def match(self, envelope: Envelope, document: dict[str, Any]) -> MatchResult:
         index = self._by_type.get(envelope.type)
-        if not index:
+        if index is None:  # not `not index`, which would call __len__ per event
             return NO_MATCH
         matched: list[CompiledTrigger] = []
         failures: list[FilterFailure] = []

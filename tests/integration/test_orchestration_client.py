@@ -145,6 +145,25 @@ async def test_headers_carry_idempotency_key_traceparent_and_authorization(
     assert headers["user-agent"] == f"trigger-daemon/{__version__}"
 
 
+@pytest.mark.parametrize("with_token_flow", [False, True], ids=["direct", "oauth"])
+async def test_an_idempotency_key_beyond_ascii_reaches_the_api_as_it_is(
+    stub: StubOrchestration, make_client: MakeClient, with_token_flow: bool
+) -> None:
+    """An event's own idempotency key may hold any character; the call must neither fail
+    (which would retry the record for ever) nor send a different key."""
+    key = "t-1:COMMITTED_TRANSACTIONS:virement-façade-€-東京"
+    client = make_client()
+    if with_token_flow:
+        stub.oauth_clients = {"daemon": SECRET}
+        client = make_client(auth=oauth(stub))
+
+    result = await run(client, key=key)
+
+    assert result.succeeded, result.error
+    [call] = [call for call in stub.calls if call.idempotency_key is not None]
+    assert call.idempotency_key == key
+
+
 async def test_no_traceparent_header_without_trace_context(
     stub: StubOrchestration, make_client: MakeClient
 ) -> None:

@@ -68,6 +68,12 @@ class OrchestrationClient:
             self._direct_headers = _HEADERS
         elif isinstance(auth, BearerTokenAuth):
             self._direct_headers = (*_HEADERS, ("Authorization", auth.header))
+        # Every request's first headers, as httpx would write them: Host, then the fixed ones
+        # (with a static token's Authorization). Auth flows add their own to each request.
+        self._first_headers = [
+            (b"Host", httpx.URL(self._prefix).netloc),
+            *((name.encode(), value.encode()) for name, value in self._direct_headers or _HEADERS),
+        ]
         self._urls: dict[str, httpx.URL] = {}
         self._extensions = {"timeout": httpx.Timeout(timeout_seconds).as_dict()}
 
@@ -100,18 +106,23 @@ class OrchestrationClient:
         traceparent: str | None = None,
     ) -> CallAttempt:
         """One request to start an instance of `workflow_id`."""
-        headers = [*(self._direct_headers or _HEADERS), ("Idempotency-Key", idempotency_key)]
+        body = orjson.dumps(dict(variables))  # str to str: the bytes json writes
+        # The key comes from the event and may hold any character: sent as UTF-8, as Go's
+        # net/http (the orchestration API) reads it back.
+        headers = [*self._first_headers, (b"Idempotency-Key", idempotency_key.encode())]
         if traceparent:
-            headers.append(("traceparent", traceparent))
+            headers.append((b"traceparent", traceparent.encode()))
+        headers.append((b"Content-Length", b"%d" % len(body)))
         try:
-            # Built here rather than by client.post(), which merges the client's default
-            # headers, cookies and query parameters into every request: work a call here
-            # never needs.
+            # Prepared here, headers and body whole (stream=, not content=): client.post()
+            # would merge the client's defaults, cookies and query parameters into every
+            # request, and content= would encode the body and build the headers twice (20 µs
+            # a request against 4 µs). Nothing is left for httpx to add.
             request = httpx.Request(
                 "POST",
                 self._instances_url(workflow_id),
-                content=orjson.dumps(dict(variables)),  # str to str: the bytes json writes
                 headers=headers,
+                stream=httpx.ByteStream(body),
                 extensions=self._extensions,
             )
             if self._direct_headers is None:

@@ -60,9 +60,11 @@ def _timeout(
 
 
 def _headers(request: httpx.Request) -> list[tuple[str, str]]:
-    """httpx's headers as aiohttp takes them; the body goes whole, so never chunked."""
+    """httpx's headers as aiohttp takes them; the body goes whole, so never chunked. aiohttp
+    writes header values as UTF-8, so they are read as UTF-8 (latin-1 would send a non-ASCII
+    value's bytes encoded twice)."""
     return [
-        (name.decode("latin-1"), value.decode("latin-1"))
+        (name.decode("latin-1"), value.decode("utf-8", "replace"))
         for name, value in request.headers.raw
         if name.lower() != b"transfer-encoding"
     ]

@@ -57,6 +57,7 @@ import contextlib
 import dataclasses
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -345,9 +346,10 @@ def print_profile(path: Path, top: int = 25) -> None:
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
     total = 0
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        samples = int(count)
+    # A stack ends with " <samples>"; a frame's name may hold a line break (a thread named
+    # after a log line), so a stack can span lines.
+    for match in re.finditer(r"(.+?) (\d+)$", path.read_text(), re.MULTILINE | re.DOTALL):
+        stack, samples = match.group(1), int(match.group(2))
         frames = stack.split(";")
         total += samples
         own[frames[-1]] += samples

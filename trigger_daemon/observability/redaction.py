@@ -70,7 +70,11 @@ class Redactor:
         self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         for key, value in event_dict.items():
-            event_dict[key] = self._clean(value)
+            kind = value.__class__
+            if kind is str:  # most values: checked here, without a call to _clean
+                event_dict[key] = self._redacted(value)
+            elif not (kind is int or kind is bool or value is None):
+                event_dict[key] = self._clean(value)
         return event_dict
 
     def _clean(self, value: Any) -> Any:
@@ -86,7 +90,11 @@ class Redactor:
         return self._redacted(str(value))
 
     def _redacted(self, text: str) -> str:
-        # Most values hold no URL and no secret: two substring checks instead of a regex.
-        if "://" not in text and not any(secret in text for secret in self._secrets):
-            return text
-        return redact(text, self._secrets)
+        # Most values hold no URL and no secret: substring checks instead of a regex, in a
+        # plain loop (a generator per value cost a log line a tenth of its time).
+        if "://" in text:
+            return redact(text, self._secrets)
+        for secret in self._secrets:
+            if secret in text:
+                return redact(text, self._secrets)
+        return text

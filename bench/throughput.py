@@ -7,7 +7,8 @@ side by side:
 
 1. matched     N events that all match: workflow runs/s, and the daemon's CPU per run, against
                a bare aiohttp client with 64 workers posting the same requests to the same
-               stub (the ceiling: the median of three runs, two before the daemon, one after);
+               stub (the daemon and the client run in turn three times, and each one's median
+               is compared);
 2. unmatched   M events that match no filter: events/s until the group's committed offsets
                reach the end, against a bare aiokafka consumer that reads and decodes (orjson)
                the same topic (the daemon and the consumer run in turn three times, and each
@@ -469,6 +470,25 @@ def median(rates: list[Rate]) -> Rate:
     return sorted(rates, key=lambda rate: rate.per_second)[len(rates) // 2]
 
 
+async def in_turn(
+    daemon_run: Callable[[], Awaitable[Rate]],
+    ceiling_run: Callable[[], Awaitable[Rate]],
+    ceiling_name: str,
+    times: int = 3,
+) -> tuple[Rate, Rate]:
+    """The daemon's and the ceiling's medians over `times` runs each, taken in turn: on this
+    shared VM the speed of both drifts within a minute (one run of each gave unmatched ratios
+    from 0.37x to 0.58x, matched ones from 0.20x to 0.30x, within ten minutes on unchanged
+    code). The daemon's figures for the footnotes are the worst of its runs."""
+    daemons: list[Rate] = []
+    ceilings: list[Rate] = []
+    for _ in range(times):
+        ceilings.append(await ceiling_run())
+        daemons.append(await daemon_run())
+        print(f"  daemon {daemons[-1]}, {ceiling_name} {ceilings[-1]}", flush=True)
+    return with_worst_responsiveness(median(daemons), daemons), median(ceilings)
+
+
 def with_worst_responsiveness(rate: Rate, runs: list[Rate]) -> Rate:
     """`rate`, with the longest stall, slowest /healthz, peak RSS and timeouts of all `runs`."""
 
@@ -665,16 +685,18 @@ class Bench:
         count = self.args.matched
         topic, _ = await self.topic("matched", count, TARGET_DESTINATION)
         async with StubProcess(delay) as stub:
-            # Before and after the daemon, the median of three: the machine's speed drifts.
-            ceilings = [await bare_http(stub.url, count, in_flight) for _ in range(2)]
-            before = await stub.calls()
-            daemon = self.daemon(name, topic, stub.url)
-            async with running(daemon, self.args.profile):
-                rate = await measure_progress(
-                    stub.calls, before + count, self.args.max_seconds, daemon
-                )
-            ceilings.append(await bare_http(stub.url, count, in_flight))
-        return rate, median(ceilings)
+
+            async def daemon_run() -> Rate:
+                before = await stub.calls()
+                daemon = self.daemon(name, topic, stub.url)
+                async with running(daemon, self.args.profile):
+                    return await measure_progress(
+                        stub.calls, before + count, self.args.max_seconds, daemon
+                    )
+
+            return await in_turn(
+                daemon_run, lambda: bare_http(stub.url, count, in_flight), "bare aiohttp"
+            )
 
     async def unmatched(self, name: str, triggers: int) -> Rate:
         topic, ends = await self.topic("unmatched", self.args.unmatched, "users:1234")
@@ -700,17 +722,7 @@ class Bench:
     async def against_bare_reads(
         self, daemon_run: Callable[[], Awaitable[Rate]]
     ) -> tuple[Rate, Rate]:
-        """The daemon's and the bare consumer's medians over three runs each, taken in turn:
-        on this shared VM the speed of both drifts within a minute, and one run of each gave
-        ratios from 0.37x to 0.58x within ten minutes on unchanged code. The daemon's figures
-        for the footnotes are the worst of its three runs."""
-        daemons: list[Rate] = []
-        ceilings: list[Rate] = []
-        for _ in range(3):
-            ceilings.append(await self.bare_read())
-            daemons.append(await daemon_run())
-            print(f"  daemon {daemons[-1]}, bare aiokafka {ceilings[-1]}", flush=True)
-        return with_worst_responsiveness(median(daemons), daemons), median(ceilings)
+        return await in_turn(daemon_run, self.bare_read, "bare aiokafka")
 
     async def clients(self) -> list[tuple[str, Rate]]:
         """Runs/s of the client alone with each engine, and of bare aiohttp, 64 at a time."""
@@ -879,7 +891,6 @@ async def main(args: argparse.Namespace) -> None:
                 rate, ceiling = await bench.runs("matched", 0.0, 64)
                 rows.append(ratio_row(f"1 matched ({args.matched:,})", rate, ceiling, 0.3, 0.5))
                 runs.append(("matched", rate))
-                print(f"  daemon {rate}, bare aiohttp x64 {ceiling}", flush=True)
             one_trigger: Rate | None = None
             if only & {"unmatched", "triggers", "mixed"}:
                 print("unmatched: ...", flush=True)
@@ -895,7 +906,6 @@ async def main(args: argparse.Namespace) -> None:
                 rate, ceiling = await bench.runs("latency", 0.020, 256)
                 rows.append(ratio_row("3 latency 20 ms", rate, ceiling, 0.3, 0.5))
                 runs.append(("latency", rate))
-                print(f"  daemon {rate}, bare aiohttp x256 {ceiling}", flush=True)
             if "triggers" in only and one_trigger is not None:
                 print(f"triggers: {args.triggers:,} ...", flush=True)
                 many = await bench.unmatched("triggers", args.triggers)

@@ -56,6 +56,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import os
 import platform
 import re
@@ -684,11 +685,13 @@ class Bench:
         """Workflow runs/s of the daemon and of bare aiohttp against a stub with `delay`."""
         count = self.args.matched
         topic, _ = await self.topic("matched", count, TARGET_DESTINATION)
+        runs = itertools.count(1)
         async with StubProcess(delay) as stub:
 
             async def daemon_run() -> Rate:
                 before = await stub.calls()
-                daemon = self.daemon(name, topic, stub.url)
+                # Its own store each time: one holding the last run's occurrences calls nothing.
+                daemon = self.daemon(f"{name}-{next(runs)}", topic, stub.url)
                 async with running(daemon, self.args.profile):
                     return await measure_progress(
                         stub.calls, before + count, self.args.max_seconds, daemon

@@ -203,7 +203,9 @@ def _walked_to_string(path: Path, document: Any) -> Any:
         return value
     if isinstance(value, list | dict):
         return _INTERPRET
-    return json.dumps(value)  # a scalar: null, true, 12, 1.5
+    if value.__class__ is int:  # the common scalar (an id, an amount): json.dumps writes repr
+        return repr(value)
+    return json.dumps(value)  # a scalar: null, true, 1.5
 
 
 def document_for(envelope: Envelope) -> dict[str, Any]:

@@ -286,6 +286,33 @@ async def test_a_restart_after_processing_makes_no_new_calls(
     assert len(await occurrences(tmp_path, "large-deposit")) == 5
 
 
+async def test_an_event_whose_idempotency_key_is_beyond_ascii_runs_and_holds_nothing_up(
+    broker: TansuBroker,
+    stub: StubOrchestration,
+    topic: str,
+    tmp_path: Path,
+    run_daemon: RunDaemon,
+) -> None:
+    """A ledger's idempotency key is the client's own text. Such an event once raised in the
+    HTTP client and was retried for ever, holding the records behind it on its key."""
+    await produce(
+        broker.bootstrap_servers,
+        topic,
+        [deposit(1, 200_000, idempotency_key="virement-façade-€"), deposit(2, 200_000)],
+        key=b"same-account",
+    )
+    await run_daemon([DEPOSIT_TRIGGER])
+
+    trigger_id = yaml_trigger_id("large-deposit")
+    assert [call.idempotency_key for call in stub.calls] == [
+        f"{trigger_id}:COMMITTED_TRANSACTIONS:virement-façade-€",
+        f"{trigger_id}:COMMITTED_TRANSACTIONS:tx-main-2",
+    ]
+    found = await occurrences(tmp_path, "large-deposit")
+    assert {occurrence.status for occurrence in found} == {OccurrenceStatus.SUCCEEDED}
+    assert len(found) == 2
+
+
 async def test_events_without_idempotency_key_use_the_watermill_uuid(
     broker: TansuBroker,
     stub: StubOrchestration,

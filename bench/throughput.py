@@ -294,7 +294,12 @@ class DaemonProcess:
         return float("nan")
 
     async def stop(self) -> None:
-        await self.stop_profiling()
+        try:
+            await self.stop_profiling()
+        finally:  # a profile that cannot be read must not leave the daemon running
+            await self._terminate()
+
+    async def _terminate(self) -> None:
         if self._process is None or self._process.poll() is not None:
             return
         self._process.send_signal(signal.SIGTERM)

@@ -727,11 +727,6 @@ class Bench:
         topic, ends = await self.topic("unmatched", self.args.unmatched, "users:1234")
         return await bare_consume(self.bootstrap, topic, ends)
 
-    async def against_bare_reads(
-        self, daemon_run: Callable[[], Awaitable[Rate]]
-    ) -> tuple[Rate, Rate]:
-        return await in_turn(daemon_run, self.bare_read, "bare aiokafka")
-
     async def clients(self) -> list[tuple[str, Rate]]:
         """Runs/s of the client alone with each engine, and of bare aiohttp, 64 at a time."""
         count = self.args.client_requests
@@ -795,8 +790,10 @@ async def full_evaluation_rows(bench: Bench, only: set[str], one_trigger: Rate |
     rows = []
     if "projection" in only:
         print("projection: ...", flush=True)
-        rate, ceiling = await bench.against_bare_reads(
-            lambda: unmatched_with_filters(bench, "projection", [PROJECTION_FILTER])
+        rate, ceiling = await in_turn(
+            lambda: unmatched_with_filters(bench, "projection", [PROJECTION_FILTER]),
+            bench.bare_read,
+            "bare aiokafka",
         )
         rows.append(ratio_row("7 projection filter, unmatched", rate, ceiling, 0.5, 0.7))
     if "unindexed" in only:
@@ -902,8 +899,8 @@ async def main(args: argparse.Namespace) -> None:
             one_trigger: Rate | None = None
             if only & {"unmatched", "triggers", "mixed"}:
                 print("unmatched: ...", flush=True)
-                one_trigger, ceiling = await bench.against_bare_reads(
-                    lambda: bench.unmatched("unmatched", 1)
+                one_trigger, ceiling = await in_turn(
+                    lambda: bench.unmatched("unmatched", 1), bench.bare_read, "bare aiokafka"
                 )
                 rows.append(
                     ratio_row(f"2 unmatched ({args.unmatched:,})", one_trigger, ceiling, 0.5, 0.7)

@@ -21,13 +21,14 @@ from trigger_daemon.adapters.kafka import (
     KafkaSource,
 )
 from trigger_daemon.adapters.orchestration import OrchestrationClient
-from trigger_daemon.adapters.store import SqlStore
+from trigger_daemon.adapters.store import SqlStore, open_store
 from trigger_daemon.core.circuit import CircuitBreaker
 from trigger_daemon.core.occurrences import Occurrence, OccurrenceStatus, Outcome
 from trigger_daemon.core.retry import RetryPolicy
 from trigger_daemon.core.triggers import parse_definition
 from trigger_daemon.devtools import events
 from trigger_daemon.devtools.broker import TansuBroker
+from trigger_daemon.devtools.postgres import PostgresCluster
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 from trigger_daemon.engine.calls import WorkflowCaller
 from trigger_daemon.engine.pipeline import Pipeline
@@ -201,6 +202,27 @@ async def test_a_failed_outcome_write_holds_the_offset_and_is_retried_without_a_
     assert failing.failed_writes >= 2
     assert [log["event"] for log in logs].count("occurrence.write_failed_will_retry") >= 2
     assert [log["event"] for log in logs].count("occurrence.succeeded") == 1
+    assert await committed_offset(broker.bootstrap_servers, f"{topic}-group", topic) == 1
+
+
+async def test_an_api_error_holding_a_nul_is_recorded_on_postgresql_and_the_record_committed(
+    broker: TansuBroker, stub: StubOrchestration, topic: str, postgres: PostgresCluster
+) -> None:
+    # PostgreSQL refuses a NUL in text: the outcome write used to fail on every try, and
+    # the record was never finished nor committed.
+    store = await open_store(postgres.new_database())
+    try:
+        stub.fail("settle", 400, error_message="no\x00such workflow")
+        await produce(broker.bootstrap_servers, topic, [payment()])
+
+        await run_pipeline(broker, stub, topic, store)
+
+        [occurrence] = await store.list_occurrences((await store.list_triggers())[0].id, limit=10)
+    finally:
+        await store.close()
+    assert occurrence.status is OccurrenceStatus.FAILED
+    assert occurrence.error == "runWorkflow settle: HTTP 400: no\ufffdsuch workflow"
+    assert len(stub.calls) == 1
     assert await committed_offset(broker.bootstrap_servers, f"{topic}-group", topic) == 1
 
 

@@ -11,6 +11,10 @@ one, else the whole object. Anything else fails, and the failure says why: Forma
 `core.retry.TRANSIENT_STATUSES` are worth trying again, after Retry-After when the answer
 gives one; 401 and 403 too, marked `credentials_refused`: our credentials are wrong, and
 every call will fail until they are fixed.
+
+What an answer says is stored with its occurrence, and PostgreSQL stores no NUL character in
+text or JSON: a NUL in the instance or in the error becomes U+FFFD, so the outcome can be
+written (else its write would fail on every try, and hold up its record for ever).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ EXCERPT_CHARS = 200  # of a body that is not a Formance error, in a failure's de
 # Our credentials refused: an outage of ours, not the event's. The call waits (transient) and
 # the caller treats it as the API being unavailable.
 CREDENTIALS_REFUSED = frozenset({401, 403})
+_NUL, _REPLACEMENT = "\0", "\ufffd"
+_NUL_ESCAPE = b"\\u0000"
 
 
 def classify(
@@ -66,7 +72,7 @@ def failure(
 ) -> CallAttempt:
     """A failed attempt, its error naming the call: `runWorkflow <workflow id>: <detail>`."""
     return CallAttempt(
-        error=f"runWorkflow {workflow_id}: {detail}",
+        error=f"runWorkflow {workflow_id}: {detail}".replace(_NUL, _REPLACEMENT),
         status_code=status,
         transient=transient,
         retry_after=retry_after,
@@ -75,10 +81,11 @@ def failure(
 
 
 def json_object(body: bytes) -> dict[str, Any] | None:
-    """The body as a JSON object; None when it is not JSON, not UTF-8 or not an object."""
+    """The body as a JSON object; None when it is not JSON, not UTF-8, not an object, or
+    nested too deep to read (json raises RecursionError, which no caller would expect)."""
     try:
         parsed = json.loads(body)
-    except ValueError:  # not JSON, or not UTF-8
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
         return None
     return parsed if isinstance(parsed, dict) else None
 
@@ -89,7 +96,14 @@ def _instance(body: bytes) -> dict[str, Any] | None:
     if parsed is None:
         return None
     data = parsed.get("data")
-    return data if isinstance(data, dict) else parsed
+    instance = data if isinstance(data, dict) else parsed
+    # JSON holds a NUL only escaped (or in a UTF-16 or UTF-32 body, whose bytes hold zeros).
+    if _NUL_ESCAPE not in body and b"\0" not in body:
+        return instance
+    try:
+        return {_without_nul(key): _without_nul(value) for key, value in instance.items()}
+    except RecursionError:  # nested nearly as deep as json reads: not worth keeping
+        return None
 
 
 def _reason(body: bytes, reason_phrase: str, encoding: str) -> str:
@@ -100,3 +114,14 @@ def _reason(body: bytes, reason_phrase: str, encoding: str) -> str:
         return message
     excerpt = " ".join(body.decode(encoding, errors="replace").split())[:EXCERPT_CHARS]
     return excerpt or reason_phrase
+
+
+def _without_nul(value: Any) -> Any:
+    """`value` with every NUL in its strings and keys replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value.replace(_NUL, _REPLACEMENT)
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value

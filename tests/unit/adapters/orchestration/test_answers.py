@@ -210,10 +210,67 @@ def test_the_error_names_the_workflow_as_given() -> None:
         (b"", None),
         (b"{", None),
         (b'{"a": "\xff"}', None),
+        (b'{"a": ' * 100_000 + b"1" + b"}" * 100_000, None),
     ],
-    ids=["object", "utf8-bom", "utf16", "array", "number", "empty", "cut-short", "not-utf8"],
+    ids=[
+        "object",
+        "utf8-bom",
+        "utf16",
+        "array",
+        "number",
+        "empty",
+        "cut-short",
+        "not-utf8",
+        "nested-beyond-the-recursion-limit",
+    ],
 )
 def test_json_object_reads_any_json_encoding_and_only_objects(
     body: bytes, expected: dict[str, Any] | None
 ) -> None:
     assert json_object(body) == expected
+
+
+# PostgreSQL stores no NUL in text or JSON: an outcome holding one could never be written.
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            b'{"data": {"id": "wi-\\u0000-1", "tags": ["a\\u0000b"], '
+            b'"k\\u0000": {"x": "\\u0000"}}}',
+            {"id": "wi-\ufffd-1", "tags": ["a\ufffdb"], "k\ufffd": {"x": "\ufffd"}},
+        ),
+        ('{"data": {"id": "wi-\\u0000"}}'.encode("utf-16"), {"id": "wi-\ufffd"}),
+        (
+            b'{"data": {"note": "\\\\u0000 is how JSON writes a NUL"}}',
+            {"note": "\\u0000 is how JSON writes a NUL"},
+        ),
+    ],
+    ids=["escaped-in-utf8", "in-utf16", "an-escaped-backslash-is-no-nul"],
+)
+def test_a_nul_in_a_started_instance_becomes_a_replacement_character(
+    body: bytes, expected: dict[str, Any]
+) -> None:
+    assert classify("wf", 201, body) == CallAttempt(instance=expected, status_code=201)
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b'{"errorMessage": "no \\u0000 here"}', "no \ufffd here"),
+        (b"Bad\x00Gateway", "Bad\ufffdGateway"),
+    ],
+    ids=["in-the-error-message", "in-the-body"],
+)
+def test_a_nul_in_a_failure_becomes_a_replacement_character(body: bytes, detail: str) -> None:
+    assert classify("wf", 502, body).error == f"runWorkflow wf: HTTP 502: {detail}"
+
+
+def test_an_answer_nested_beyond_the_recursion_limit_is_an_answer_not_an_exception() -> None:
+    deep = b'{"data": ' * 100_000 + b"{}" + b"}" * 100_000
+
+    started = classify("wf", 201, deep)
+    refused = classify("wf", 500, deep)
+
+    assert started == failed("HTTP 201: the answer is not a JSON object", 201)
+    assert refused.error == f"runWorkflow wf: HTTP 500: {deep[:EXCERPT_CHARS].decode()}"
+    assert refused.transient

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+import pytest
 import structlog
 
 from trigger_daemon.adapters.kafka import (
@@ -205,14 +207,27 @@ async def test_a_failed_outcome_write_holds_the_offset_and_is_retried_without_a_
     assert await committed_offset(broker.bootstrap_servers, f"{topic}-group", topic) == 1
 
 
-async def test_an_api_error_holding_a_nul_is_recorded_on_postgresql_and_the_record_committed(
-    broker: TansuBroker, stub: StubOrchestration, topic: str, postgres: PostgresCluster
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("character", ["\x00", "\udc00"], ids=["nul", "lone-surrogate"])
+async def test_an_api_error_holding_what_no_store_keeps_is_recorded_and_the_record_committed(
+    broker: TansuBroker,
+    stub: StubOrchestration,
+    topic: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    backend: str,
+    character: str,
 ) -> None:
-    # PostgreSQL refuses a NUL in text: the outcome write used to fail on every try, and
-    # the record was never finished nor committed.
-    store = await open_store(postgres.new_database())
+    # The outcome write used to fail on every try (PostgreSQL stores no NUL; no UTF-8 encoder
+    # writes a lone surrogate), and the record was never finished nor committed.
+    if backend == "postgresql":
+        cluster: PostgresCluster = request.getfixturevalue("postgres")
+        url = cluster.new_database()
+    else:
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = await open_store(url)
     try:
-        stub.fail("settle", 400, error_message="no\x00such workflow")
+        stub.fail("settle", 400, error_message=f"no{character}such workflow")
         await produce(broker.bootstrap_servers, topic, [payment()])
 
         await run_pipeline(broker, stub, topic, store)

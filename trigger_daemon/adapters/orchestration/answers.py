@@ -12,14 +12,16 @@ one, else the whole object. Anything else fails, and the failure says why: Forma
 gives one; 401 and 403 too, marked `credentials_refused`: our credentials are wrong, and
 every call will fail until they are fixed.
 
-What an answer says is stored with its occurrence, and PostgreSQL stores no NUL character in
-text or JSON: a NUL in the instance or in the error becomes U+FFFD, so the outcome can be
-written (else its write would fail on every try, and hold up its record for ever).
+What an answer says is stored with its occurrence, and some characters JSON can carry cannot
+be stored: a NUL (PostgreSQL keeps none in text or JSON) and a lone UTF-16 surrogate (no
+UTF-8 encoder writes one). Each becomes U+FFFD in the instance and in the error, so the
+outcome can be written; else its write would fail on every try and hold up its record.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from trigger_daemon.core.retry import is_transient_status, parse_retry_after
@@ -29,8 +31,10 @@ EXCERPT_CHARS = 200  # of a body that is not a Formance error, in a failure's de
 # Our credentials refused: an outage of ours, not the event's. The call waits (transient) and
 # the caller treats it as the API being unavailable.
 CREDENTIALS_REFUSED = frozenset({401, 403})
-_NUL, _REPLACEMENT = "\0", "\ufffd"
-_NUL_ESCAPE = b"\\u0000"
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# Where a body can carry one: escaped (\u0000, \ud800-\udfff), as zero bytes (a UTF-16 or
+# UTF-32 body), or as the UTF-8 form of a surrogate, which json reads with "surrogatepass".
+_MAY_HOLD_UNSTORABLE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])|\x00|\xed[\xa0-\xbf]")
 
 
 def classify(
@@ -72,7 +76,7 @@ def failure(
 ) -> CallAttempt:
     """A failed attempt, its error naming the call: `runWorkflow <workflow id>: <detail>`."""
     return CallAttempt(
-        error=f"runWorkflow {workflow_id}: {detail}".replace(_NUL, _REPLACEMENT),
+        error=_storable(f"runWorkflow {workflow_id}: {detail}"),
         status_code=status,
         transient=transient,
         retry_after=retry_after,
@@ -97,11 +101,10 @@ def _instance(body: bytes) -> dict[str, Any] | None:
         return None
     data = parsed.get("data")
     instance = data if isinstance(data, dict) else parsed
-    # JSON holds a NUL only escaped (or in a UTF-16 or UTF-32 body, whose bytes hold zeros).
-    if _NUL_ESCAPE not in body and b"\0" not in body:
+    if not _MAY_HOLD_UNSTORABLE.search(body):
         return instance
     try:
-        return {_without_nul(key): _without_nul(value) for key, value in instance.items()}
+        return {_storable(key): _storable(value) for key, value in instance.items()}
     except RecursionError:  # nested nearly as deep as json reads: not worth keeping
         return None
 
@@ -116,12 +119,12 @@ def _reason(body: bytes, reason_phrase: str, encoding: str) -> str:
     return excerpt or reason_phrase
 
 
-def _without_nul(value: Any) -> Any:
-    """`value` with every NUL in its strings and keys replaced by U+FFFD."""
+def _storable(value: Any) -> Any:
+    """`value` with every NUL and lone surrogate in its strings and keys made U+FFFD."""
     if isinstance(value, str):
-        return value.replace(_NUL, _REPLACEMENT)
+        return _UNSTORABLE.sub("\ufffd", value)
     if isinstance(value, dict):
-        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+        return {_storable(key): _storable(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_without_nul(item) for item in value]
+        return [_storable(item) for item in value]
     return value

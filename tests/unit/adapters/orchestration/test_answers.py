@@ -230,7 +230,8 @@ def test_json_object_reads_any_json_encoding_and_only_objects(
     assert json_object(body) == expected
 
 
-# PostgreSQL stores no NUL in text or JSON: an outcome holding one could never be written.
+# A NUL (PostgreSQL stores none) or a lone surrogate (no UTF-8 encoder writes one) in an
+# outcome would make its write fail on every try.
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
@@ -240,14 +241,24 @@ def test_json_object_reads_any_json_encoding_and_only_objects(
             {"id": "wi-\ufffd-1", "tags": ["a\ufffdb"], "k\ufffd": {"x": "\ufffd"}},
         ),
         ('{"data": {"id": "wi-\\u0000"}}'.encode("utf-16"), {"id": "wi-\ufffd"}),
+        (b'{"data": {"id": "wi-\\ud800", "\\uDC00": 1}}', {"id": "wi-\ufffd", "\ufffd": 1}),
+        (b'{"data": {"id": "wi-\xed\xa0\x80"}}', {"id": "wi-\ufffd"}),
+        (b'{"data": {"id": "wi-\\ud83d\\ude00"}}', {"id": "wi-\U0001f600"}),
         (
             b'{"data": {"note": "\\\\u0000 is how JSON writes a NUL"}}',
             {"note": "\\u0000 is how JSON writes a NUL"},
         ),
     ],
-    ids=["escaped-in-utf8", "in-utf16", "an-escaped-backslash-is-no-nul"],
+    ids=[
+        "nul-escaped-in-utf8",
+        "nul-in-utf16",
+        "lone-surrogates-escaped",
+        "a-surrogate-in-utf8-bytes",
+        "a-surrogate-pair-is-one-character",
+        "an-escaped-backslash-is-no-nul",
+    ],
 )
-def test_a_nul_in_a_started_instance_becomes_a_replacement_character(
+def test_what_no_store_keeps_becomes_a_replacement_character_in_a_started_instance(
     body: bytes, expected: dict[str, Any]
 ) -> None:
     assert classify("wf", 201, body) == CallAttempt(instance=expected, status_code=201)
@@ -258,10 +269,13 @@ def test_a_nul_in_a_started_instance_becomes_a_replacement_character(
     [
         (b'{"errorMessage": "no \\u0000 here"}', "no \ufffd here"),
         (b"Bad\x00Gateway", "Bad\ufffdGateway"),
+        (b'{"errorMessage": "half \\udc00 a pair"}', "half \ufffd a pair"),
     ],
-    ids=["in-the-error-message", "in-the-body"],
+    ids=["nul-in-the-error-message", "nul-in-the-body", "lone-surrogate-in-the-error-message"],
 )
-def test_a_nul_in_a_failure_becomes_a_replacement_character(body: bytes, detail: str) -> None:
+def test_what_no_store_keeps_becomes_a_replacement_character_in_a_failure(
+    body: bytes, detail: str
+) -> None:
     assert classify("wf", 502, body).error == f"runWorkflow wf: HTTP 502: {detail}"
 
 

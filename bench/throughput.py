@@ -373,6 +373,11 @@ def event_template(destination: str) -> bytes:
     return events.encode(event)
 
 
+def numbered(template: bytes, number: int) -> bytes:
+    """The event of `event_template` numbered `number` (its transaction id and reference)."""
+    return template.replace(b"%d" % _SENTINEL, b"%d" % number)
+
+
 def record_key(number: int) -> bytes:
     return b"account-%d" % (number % DISTINCT_KEYS)
 
@@ -383,7 +388,6 @@ async def produce(bootstrap: str, topic: str, count: int, template: bytes) -> di
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=50)
     await producer.start()
     ends: dict[int, int] = dict.fromkeys(range(PARTITIONS), 0)
-    sentinel = str(_SENTINEL).encode()
     pending: list[tuple[int, int, asyncio.Future[Any]]] = []
     try:
         batches = {p: producer.create_batch() for p in range(PARTITIONS)}
@@ -398,7 +402,7 @@ async def produce(bootstrap: str, topic: str, count: int, template: bytes) -> di
         for number in range(count):
             key = record_key(number)
             partition = (number % DISTINCT_KEYS) % PARTITIONS
-            value = template.replace(sentinel, b"%d" % number)
+            value = numbered(template, number)
             if batches[partition].append(key=key, value=value, timestamp=None) is None:
                 await flush(partition)
                 batches[partition].append(key=key, value=value, timestamp=None)

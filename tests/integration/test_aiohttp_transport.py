@@ -117,3 +117,50 @@ async def test_a_cookie_the_api_sets_is_not_sent_back() -> None:
 
     assert len(heads) == 2
     assert b"\r\ncookie:" not in heads[1].lower()
+
+
+def _answer(status_line: bytes, body: bytes, content_type: bytes = b"application/json") -> bytes:
+    head = b"HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n"
+    return head % (status_line, content_type, len(body)) + body
+
+
+DEEP = b'{"data": ' * 100_000 + b"{}" + b"}" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("answer", "instance", "error"),
+    [
+        (
+            _answer(b"201 Created", b'{"data": {"id": "wi-\\u0000", "n": "\\udc00"}}'),
+            {"id": "wi-\ufffd", "n": "\ufffd"},
+            None,
+        ),
+        (_answer(b"201 Created", DEEP), None, "HTTP 201: the answer is not a JSON object"),
+        (
+            _answer(b"503 Busy", b"no such workflow", b"text/plain; charset=base64"),
+            None,
+            "HTTP 503: no such workflow",
+        ),
+        (
+            _answer(b"500 Requ\xeate incorrecte", b""),
+            None,
+            "HTTP 500: Requte incorrecte",  # httpx reads a reason phrase as ASCII
+        ),
+    ],
+    ids=["nul-and-lone-surrogate", "nested-too-deep", "charset-no-text-encoding", "latin1-reason"],
+)
+async def test_an_answer_no_store_could_keep_or_python_could_read_is_still_an_answer(
+    raw_server: Serve, answer: bytes, instance: dict[str, str] | None, error: str | None
+) -> None:
+    # Each used to raise out of the client (the record was handled again and again) or to
+    # make the outcome write fail on every try. httpx's own transport must agree.
+    attempts = []
+    for transport in (None, httpx.AsyncHTTPTransport()):
+        url = await raw_server(answer)
+        async with OrchestrationClient(url, "v2", None, 2.0, transport=transport) as client:
+            attempts.append(await client.start_workflow("wf", {}, idempotency_key="k"))
+
+    ours, httpxs = attempts
+    assert ours.instance == instance
+    assert ours.error == (None if error is None else f"runWorkflow wf: {error}")
+    assert ours == httpxs

@@ -115,7 +115,11 @@ def _reason(body: bytes, reason_phrase: str, encoding: str) -> str:
     message = parsed.get("errorMessage") if parsed else None
     if isinstance(message, str) and message:
         return message
-    excerpt = " ".join(body.decode(encoding, errors="replace").split())[:EXCERPT_CHARS]
+    try:
+        text = body.decode(encoding, errors="replace")
+    except LookupError:  # a codec that is not a text encoding (charset=base64, rot13, ...)
+        text = body.decode("utf-8", errors="replace")
+    excerpt = " ".join(text.split())[:EXCERPT_CHARS]
     return excerpt or reason_phrase
 
 

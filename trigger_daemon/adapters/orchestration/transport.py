@@ -129,7 +129,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             request=request,
             extensions={
                 "http_version": b"HTTP/1.1",
-                "reason_phrase": (answer.reason or "").encode(),
+                # aiohttp reads the status line with "surrogateescape": its bytes as sent,
+                # as httpx's own transport gives them (a strict encode raised on a latin-1
+                # reason phrase, and the record was handled again and again).
+                "reason_phrase": (answer.reason or "").encode("utf-8", "surrogateescape"),
             },
         )
 

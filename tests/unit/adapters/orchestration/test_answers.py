@@ -160,6 +160,7 @@ def test_a_permanent_failure_ignores_retry_after() -> None:
         (b"", "", "utf-8", ""),
         (b"caf\xe9 ferm\xe9", "", "iso-8859-1", "caf\u00e9 ferm\u00e9"),
         (b"caf\xe9 ferm\xe9", "", "utf-8", "caf\ufffd ferm\ufffd"),
+        (b"no such workflow", "", "base64", "no such workflow"),
     ],
     ids=[
         "error-message-as-is",
@@ -173,6 +174,7 @@ def test_a_permanent_failure_ignores_retry_after() -> None:
         "nothing-at-all",
         "body-in-its-charset",
         "undecodable-bytes-replaced",
+        "a-charset-that-is-no-text-encoding-read-as-utf8",
     ],
 )
 def test_a_failure_says_why_from_error_message_else_body_else_reason_phrase(

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trigger_daemon.adapters.orchestration import OrchestrationClient
 from trigger_daemon.adapters.orchestration.transport import AiohttpTransport
+from trigger_daemon.adapters.store.engine import compact_json
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
+from trigger_daemon.ports import CallAttempt
 
 Serve = Callable[[bytes], Awaitable[str]]
 GZIPPED = gzip.compress(b'{"data": {"id": "instance-1", "workflowID": "wf"}}')
@@ -164,3 +169,94 @@ async def test_an_answer_no_store_could_keep_or_python_could_read_is_still_an_an
     assert ours.instance == instance
     assert ours.error == (None if error is None else f"runWorkflow wf: {error}")
     assert ours == httpxs
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+BODIES = st.one_of(
+    st.binary(max_size=64),
+    st.builds(
+        lambda value, ascii: json.dumps(value, ensure_ascii=ascii).encode("utf-8", "surrogatepass"),
+        JSON_VALUES,
+        st.booleans(),
+    ),
+    st.builds(lambda value: json.dumps({"data": value}).encode(), JSON_VALUES),
+    st.builds(lambda message: json.dumps({"errorMessage": message}).encode(), st.text()),
+    st.just(DEEP),
+)
+CHARSETS = st.sampled_from(
+    [
+        "",
+        "; charset=utf-8",
+        "; charset=latin-1",
+        "; charset=utf-16",
+        "; charset=base64",
+        "; charset=rot13",
+        "; charset=no-such",
+    ]
+)
+ENCODINGS = st.sampled_from([b"", b"gzip", b"deflate", b"br", b"zstd", b"identity", b"what"])
+
+
+@st.composite
+def raw_answers(draw: st.DrawFn) -> bytes:
+    """An HTTP/1.1 answer as a misbehaving server might send it."""
+    status = draw(st.integers(200, 599))
+    reason = draw(st.binary(max_size=16).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")))
+    body = draw(BODIES)
+    lines = [b"HTTP/1.1 %d %s" % (status, reason)]
+    lines.append(b"Content-Type: application/json" + draw(CHARSETS).encode())
+    if encoding := draw(ENCODINGS):
+        lines.append(b"Content-Encoding: " + encoding)
+    if draw(st.booleans()):
+        lines.append(
+            b"Retry-After: " + draw(st.binary(max_size=8)).replace(b"\r", b"").replace(b"\n", b"")
+        )
+    if draw(st.booleans()):
+        lines.append(b"Content-Length: %d" % len(body))
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+@settings(max_examples=150, derandomize=True, database=None, deadline=None)
+@given(answer=raw_answers())
+def test_any_answer_is_an_attempt_whose_outcome_a_store_can_keep(answer: bytes) -> None:
+    attempt = asyncio.run(_one_call(answer))
+
+    assert isinstance(attempt, CallAttempt)
+    for text in [attempt.error or "", *_strings(attempt.instance)]:
+        assert "\x00" not in text
+        text.encode("utf-8")  # no lone surrogate
+    compact_json(attempt.instance)
+
+
+def _strings(value: object) -> list[str]:
+    """Every string in a JSON value, object keys included."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for key, item in value.items() for s in [key, *_strings(item)]]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return []
+
+
+async def _one_call(answer: bytes) -> CallAttempt:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        async with OrchestrationClient(url, "v2", None, 2.0) as client:
+            return await client.start_workflow("wf", {}, idempotency_key="k")
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -12,6 +12,7 @@ import difflib
 import ipaddress
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_origin
@@ -113,6 +114,11 @@ class RetrySettings(_Section):
         )
 
 
+# Control characters (a header would end there, or be refused) and lone surrogates (no
+# encoder writes one).
+_UNSENDABLE_IN_A_HEADER = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+
+
 class OrchestrationSettings(_Section):
     base_url: str = "http://localhost:8080/api/orchestration"
     api_version: Literal["v1", "v2"] = "v2"
@@ -131,6 +137,22 @@ class OrchestrationSettings(_Section):
         return Limits(
             calls_per_second=self.max_calls_per_second, max_concurrency=self.max_concurrency
         )
+
+    @field_validator("token", "client_secret")
+    @classmethod
+    def _without_surrounding_space(cls, value: SecretStr | None) -> SecretStr | None:
+        """A secret written with `echo` (a Kubernetes secret made from such a file) ends with
+        a line break: kept, it would make every call fail."""
+        return None if value is None else SecretStr(value.get_secret_value().strip())
+
+    @field_validator("token")
+    @classmethod
+    def _fits_a_header(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            raise ValueError("is empty")
+        if value is not None and _UNSENDABLE_IN_A_HEADER.search(value.get_secret_value()):
+            raise ValueError("holds a control character, which no HTTP header can carry")
+        return value
 
     @field_validator("base_url", "token_url")
     @classmethod

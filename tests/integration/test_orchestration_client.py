@@ -378,6 +378,40 @@ async def test_a_token_endpoint_refusing_our_client_is_refused_credentials(
     assert stub.calls == []
 
 
+async def test_a_token_no_header_can_carry_is_no_token_not_an_exception(
+    stub: StubOrchestration,
+) -> None:
+    # An access token holding a line break made httpx refuse the header: the call raised, and
+    # its record was handled again and again.
+    answer = b'{"access_token": "t\\nX-Injected: 1", "expires_in": 60}'
+
+    async def token_endpoint(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(answer), answer)
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(token_endpoint, "127.0.0.1", 0)
+    token_url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/token"
+    auth = ClientCredentialsAuth(token_url=token_url, client_id="daemon", client_secret=SECRET)
+    try:
+        async with OrchestrationClient(stub.url, "v2", auth, 5.0) as client:
+            attempt = await client.start_workflow("review-deposit", {}, idempotency_key="k")
+    finally:
+        server.close()
+        await server.wait_closed()
+
+    assert attempt.transient
+    assert attempt.error == (
+        "runWorkflow review-deposit: token endpoint answered HTTP 200 with an access_token "
+        "no HTTP header can carry"
+    )
+    assert stub.calls == []
+
+
 async def test_secrets_are_absent_from_reprs(stub: StubOrchestration) -> None:
     for auth in (oauth(stub), BearerTokenAuth(SECRET)):
         async with OrchestrationClient(

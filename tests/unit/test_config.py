@@ -46,6 +46,45 @@ def test_secrets_do_not_print(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "s3cr3t-token" not in str(settings.model_dump())
 
 
+def test_a_secret_written_with_a_trailing_line_break_is_read_without_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `echo token > file`, then a Kubernetes secret from the file: as a header the line break
+    # made every call raise, and every matched record was retried for ever.
+    monkeypatch.setenv("TRIGGER_DAEMON_ORCHESTRATION__TOKEN", "s3cr3t-token\n")
+    token = load_config(None).settings.orchestration.token
+    assert token is not None
+    assert token.get_secret_value() == "s3cr3t-token"
+    monkeypatch.delenv("TRIGGER_DAEMON_ORCHESTRATION__TOKEN")
+    monkeypatch.setenv("TRIGGER_DAEMON_ORCHESTRATION__CLIENT_ID", "daemon")
+    monkeypatch.setenv("TRIGGER_DAEMON_ORCHESTRATION__CLIENT_SECRET", " s3cr3t\r\n")
+    monkeypatch.setenv("TRIGGER_DAEMON_ORCHESTRATION__TOKEN_URL", "http://auth/token")
+    secret = load_config(None).settings.orchestration.client_secret
+    assert secret is not None
+    assert secret.get_secret_value() == "s3cr3t"
+
+
+@pytest.mark.parametrize(
+    ("token", "problem"),
+    [
+        ("s3cr3t\ntoken", "holds a control character, which no HTTP header can carry"),
+        ("s3cr3t\x7ftoken", "holds a control character, which no HTTP header can carry"),
+        (" \n", "is empty"),
+    ],
+    ids=["a-line-break-inside", "a-delete-character", "blank"],
+)
+def test_a_token_no_header_can_carry_is_refused_without_printing_it(
+    monkeypatch: pytest.MonkeyPatch, token: str, problem: str
+) -> None:
+    monkeypatch.setenv("TRIGGER_DAEMON_ORCHESTRATION__TOKEN", token)
+    message = config_error(None)
+    assert (
+        message
+        == f"environment TRIGGER_DAEMON_ORCHESTRATION__TOKEN: orchestration.token: {problem}"
+    )
+    assert "s3cr3t" not in message
+
+
 def test_bad_values_name_the_file_and_the_key(tmp_path: Path) -> None:
     path = write(
         tmp_path, "orchestration: {base_url: 'ftp://x', api_version: v3}\nlogging: {formt: json}\n"

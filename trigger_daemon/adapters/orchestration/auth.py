@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import time
 from collections.abc import AsyncGenerator, Generator
 
@@ -120,6 +121,8 @@ class ClientCredentialsAuth(httpx.Auth):
         )
 
 
+# Control characters and lone surrogates: no HTTP header value holds one.
+_UNSENDABLE_IN_A_HEADER = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 # OAuth2 errors (RFC 6749 §5.2) that say our client, not the moment, is wrong.
 _REFUSALS = frozenset({"invalid_client", "unauthorized_client", "invalid_grant", "invalid_scope"})
 
@@ -130,11 +133,18 @@ def read_token(status: int, body: bytes) -> tuple[str, float | None]:
     succeeded = 200 <= status < 300
     parsed = json_object(body) or {}
     token = parsed.get("access_token")
-    if succeeded and isinstance(token, str) and token:
+    token = token.strip() if isinstance(token, str) else None
+    # A token no header can carry would make every call raise: the answer holds none.
+    if succeeded and token and not _UNSENDABLE_IN_A_HEADER.search(token):
         return token, _seconds(parsed.get("expires_in"))
     oauth_error = parsed.get("error")
     reason = f" ({oauth_error})" if isinstance(oauth_error, str) else ""
-    missing = " without an access_token" if succeeded else ""
+    if not succeeded:
+        missing = ""
+    elif token:
+        missing = " with an access_token no HTTP header can carry"
+    else:
+        missing = " without an access_token"
     message = f"token endpoint answered HTTP {status}{missing}{reason}"
     if status in (401, 403) or oauth_error in _REFUSALS:
         raise CredentialsRefused(message, retriable=True)

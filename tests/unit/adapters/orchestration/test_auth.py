@@ -59,6 +59,21 @@ def test_a_token_lasts_expires_in_seconds_or_until_refused(
             "token endpoint answered HTTP 200 without an access_token (temporarily_unavailable)",
         ),
         (200, b"not json", "token endpoint answered HTTP 200 without an access_token"),
+        (
+            200,
+            b'{"access_token": " \\n "}',
+            "token endpoint answered HTTP 200 without an access_token",
+        ),
+        (
+            200,
+            b'{"access_token": "t\\nX-Injected: 1"}',
+            "token endpoint answered HTTP 200 with an access_token no HTTP header can carry",
+        ),
+        (
+            200,
+            b'{"access_token": "t\\ud800"}',
+            "token endpoint answered HTTP 200 with an access_token no HTTP header can carry",
+        ),
     ],
     ids=[
         "refused",
@@ -70,6 +85,9 @@ def test_a_token_lasts_expires_in_seconds_or_until_refused(
         "token-not-a-string",
         "oauth-error",
         "success-not-json",
+        "blank-token",
+        "a-line-break-inside",
+        "a-lone-surrogate",
     ],
 )
 def test_an_answer_without_a_token_is_a_retriable_error(
@@ -80,3 +98,7 @@ def test_an_answer_without_a_token_is_a_retriable_error(
 
     assert str(raised.value) == message
     assert raised.value.retriable
+
+
+def test_a_token_is_read_without_surrounding_whitespace() -> None:
+    assert read_token(200, b'{"access_token": "t\\n", "expires_in": 60}') == ("t", 60.0)

@@ -12,7 +12,6 @@ import difflib
 import ipaddress
 import json
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_origin
@@ -29,6 +28,7 @@ from pydantic_settings import (
 )
 
 from trigger_daemon.core.expressions import Expression, compile_expression
+from trigger_daemon.core.header_values import header_safe
 from trigger_daemon.core.retry import RetryPolicy
 from trigger_daemon.core.throttle import Limits
 from trigger_daemon.errors import ConfigError
@@ -114,11 +114,6 @@ class RetrySettings(_Section):
         )
 
 
-# Control characters (a header would end there, or be refused) and lone surrogates (no
-# encoder writes one).
-_UNSENDABLE_IN_A_HEADER = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
-
-
 class OrchestrationSettings(_Section):
     base_url: str = "http://localhost:8080/api/orchestration"
     api_version: Literal["v1", "v2"] = "v2"
@@ -150,7 +145,7 @@ class OrchestrationSettings(_Section):
     def _fits_a_header(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value():
             raise ValueError("is empty")
-        if value is not None and _UNSENDABLE_IN_A_HEADER.search(value.get_secret_value()):
+        if value is not None and not header_safe(value.get_secret_value()):
             raise ValueError("holds a control character, which no HTTP header can carry")
         return value
 

@@ -164,6 +164,21 @@ async def test_an_idempotency_key_beyond_ascii_reaches_the_api_as_it_is(
     assert call.idempotency_key == key
 
 
+async def test_an_idempotency_key_no_header_can_carry_fails_the_call_without_sending_it(
+    stub: StubOrchestration,
+) -> None:
+    # httpx refused the header (ValueError), so the call raised every time it was tried.
+    async with OrchestrationClient(stub.url, "v2", None, 5.0) as client:
+        attempt = await client.start_workflow("wf", {}, idempotency_key="t-1:T:k\r\nX-Forged: 1")
+
+    assert (attempt.succeeded, attempt.transient) == (False, False)
+    assert attempt.error == (
+        "runWorkflow wf: the Idempotency-Key 't-1:T:k\\r\\nX-Forged: 1' holds a control "
+        "character, which no HTTP header can carry (it comes from the event's idempotency key)"
+    )
+    assert stub.calls == []
+
+
 async def test_no_traceparent_header_without_trace_context(
     stub: StubOrchestration, make_client: MakeClient
 ) -> None:

@@ -313,6 +313,40 @@ async def test_an_event_whose_idempotency_key_is_beyond_ascii_runs_and_holds_not
     assert len(found) == 2
 
 
+async def test_a_line_break_in_an_idempotency_key_or_a_traceparent_holds_nothing_up(
+    broker: TansuBroker,
+    stub: StubOrchestration,
+    topic: str,
+    tmp_path: Path,
+    run_daemon: RunDaemon,
+) -> None:
+    """No header can carry a line break: the call raised in the HTTP client every time it was
+    tried, holding the records behind it on its key. Now the occurrence fails and says why
+    (a call without its key could run twice), and a traceparent with one is not passed on."""
+    await produce(
+        broker.bootstrap_servers,
+        topic,
+        [deposit(1, 200_000, idempotency_key="tx-1\nsecond line"), deposit(2, 200_000)],
+        headers=[("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n")],
+        key=b"same-account",
+    )
+    await run_daemon([DEPOSIT_TRIGGER])
+
+    trigger_id = yaml_trigger_id("large-deposit")
+    [call] = stub.calls
+    assert call.idempotency_key == f"{trigger_id}:COMMITTED_TRANSACTIONS:tx-main-2"
+    assert "traceparent" not in {name.lower() for name in call.headers}
+    found = {o.event_id: o for o in await occurrences(tmp_path, "large-deposit")}
+    refused = found["COMMITTED_TRANSACTIONS:tx-1\nsecond line"]
+    assert refused.status is OccurrenceStatus.FAILED
+    assert refused.error == (
+        f"runWorkflow review-deposit: the Idempotency-Key "
+        f"'{trigger_id}:COMMITTED_TRANSACTIONS:tx-1\\nsecond line' holds a control character, "
+        "which no HTTP header can carry (it comes from the event's idempotency key)"
+    )
+    assert found["COMMITTED_TRANSACTIONS:tx-main-2"].status is OccurrenceStatus.SUCCEEDED
+
+
 async def test_events_without_idempotency_key_use_the_watermill_uuid(
     broker: TansuBroker,
     stub: StubOrchestration,

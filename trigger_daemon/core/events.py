@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from trigger_daemon.core import json_input
+from trigger_daemon.core.header_values import header_safe
 
 WATERMILL_UUID_HEADER = "_watermill_message_uuid"
 
@@ -91,14 +92,17 @@ def event_id(
     partition: int,
     offset: int,
 ) -> str:
-    """Identity that makes redelivery safe: idempotency key, then watermill uuid, then offset."""
+    """Identity that makes redelivery safe: idempotency key, then watermill uuid, then offset.
+
+    A watermill header holding a control character is no uuid, and as part of the call's
+    Idempotency-Key it could not be sent (a NUL could not even be stored): it is ignored."""
     key = envelope.idempotency_key
     if key:
         return f"{envelope.type}:{key}"
     watermill = headers.get(WATERMILL_UUID_HEADER)
     if watermill:
         decoded = watermill.decode("utf-8", errors="replace").strip()
-        if decoded:
+        if decoded and header_safe(decoded):
             return decoded
     return f"{topic}:{partition}:{offset}"
 

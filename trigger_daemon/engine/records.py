@@ -21,6 +21,7 @@ import structlog
 
 from trigger_daemon.core.events import Envelope, Unprocessable, event_id
 from trigger_daemon.core.expressions import document_for
+from trigger_daemon.core.header_values import header_safe
 from trigger_daemon.core.occurrences import NewOccurrence, Occurrence
 from trigger_daemon.core.triggers import CompiledTrigger
 from trigger_daemon.engine.calls import CallResult
@@ -173,13 +174,12 @@ class RecordHandler:
                 )
                 await self._dead_letter(letter)
 
-        traceparent = record.header("traceparent")
         tenure, partition = self._tenure, (record.topic, record.partition)
         return await self._runner.run(
             compiled,
             occurrence,
             document,
-            traceparent=traceparent.decode("ascii", "replace") if traceparent else None,
+            traceparent=_passable_traceparent(record.header("traceparent")),
             before_write=dead_letter_if_exhausted,
             log_context={
                 "topic": record.topic,
@@ -202,6 +202,13 @@ class RecordHandler:
             partition=letter.record.partition,
             offset=letter.record.offset,
         )
+
+
+def _passable_traceparent(header: bytes | None) -> str | None:
+    """The record's own traceparent, passed on to the API when tracing is off; one no header
+    can carry (a producer's line break) is not, as it would make every call raise."""
+    traceparent = header.decode("ascii", "replace") if header else None
+    return traceparent if traceparent and header_safe(traceparent) else None
 
 
 class LogOnlyDeadLetters:

@@ -76,3 +76,12 @@ def test_identity_falls_back_to_the_watermill_uuid_header() -> None:
 
 def test_identity_falls_back_to_topic_partition_offset() -> None:
     assert event_id(envelope(), {}, "ledger", 2, 41) == "ledger:2:41"
+
+
+@pytest.mark.parametrize(
+    "uuid", [b"3f2c\x00uuid", b"3f2c\nuuid", b"\x01"], ids=["nul", "lf", "soh"]
+)
+def test_a_watermill_header_holding_a_control_character_is_no_identity(uuid: bytes) -> None:
+    # As part of the Idempotency-Key it could not be sent, and a NUL could not be stored.
+    headers = {"_watermill_message_uuid": uuid}
+    assert event_id(envelope(), headers, "ledger", 2, 41) == "ledger:2:41"

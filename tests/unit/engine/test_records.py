@@ -152,6 +152,16 @@ async def test_a_records_traceparent_goes_with_the_call() -> None:
     assert [r.traceparent for r in engine.api.requests] == [traceparent]
 
 
+async def test_a_traceparent_no_header_can_carry_is_not_passed_on() -> None:
+    # A producer's line break in it made every try of the call raise in the HTTP client.
+    engine = await Engine.with_triggers(SETTLE)
+    header = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\nX-Forged: 1"
+
+    await engine.deliver(record(payment(), headers=(("traceparent", header),)))
+
+    assert [r.traceparent for r in engine.api.requests] == [None]
+
+
 # Redelivery
 
 

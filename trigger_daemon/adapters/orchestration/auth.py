@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 import time
 from collections.abc import AsyncGenerator, Generator
 
 import httpx
 
 from trigger_daemon.adapters.orchestration.answers import json_object
+from trigger_daemon.core.header_values import header_safe
 from trigger_daemon.errors import CredentialsRefused, WorkflowCallError
 
 # A token is replaced this long before the server says it expires (at most half its
@@ -121,8 +121,6 @@ class ClientCredentialsAuth(httpx.Auth):
         )
 
 
-# Control characters and lone surrogates: no HTTP header value holds one.
-_UNSENDABLE_IN_A_HEADER = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 # OAuth2 errors (RFC 6749 §5.2) that say our client, not the moment, is wrong.
 _REFUSALS = frozenset({"invalid_client", "unauthorized_client", "invalid_grant", "invalid_scope"})
 
@@ -135,7 +133,7 @@ def read_token(status: int, body: bytes) -> tuple[str, float | None]:
     token = parsed.get("access_token")
     token = token.strip() if isinstance(token, str) else None
     # A token no header can carry would make every call raise: the answer holds none.
-    if succeeded and token and not _UNSENDABLE_IN_A_HEADER.search(token):
+    if succeeded and token and header_safe(token):
         return token, _seconds(parsed.get("expires_in"))
     oauth_error = parsed.get("error")
     reason = f" ({oauth_error})" if isinstance(oauth_error, str) else ""

@@ -26,6 +26,7 @@ from trigger_daemon.adapters.orchestration.answers import classify, failure
 from trigger_daemon.adapters.orchestration.auth import BearerTokenAuth
 from trigger_daemon.adapters.orchestration.cookieless import CookielessAsyncClient
 from trigger_daemon.adapters.orchestration.transport import AiohttpTransport
+from trigger_daemon.core.header_values import header_safe
 from trigger_daemon.errors import ConfigError, CredentialsRefused, WorkflowCallError
 from trigger_daemon.ports import CallAttempt
 
@@ -106,6 +107,14 @@ class OrchestrationClient:
         traceparent: str | None = None,
     ) -> CallAttempt:
         """One request to start an instance of `workflow_id`."""
+        if not header_safe(idempotency_key):
+            # No header can carry it (httpx refuses a line break), and without it the call
+            # could run twice: the occurrence fails, saying why, rather than raise every time.
+            return failure(
+                workflow_id,
+                f"the Idempotency-Key {idempotency_key!r} holds a control character, which no "
+                "HTTP header can carry (it comes from the event's idempotency key)",
+            )
         body = orjson.dumps(dict(variables))  # str to str: the bytes json writes
         # The key comes from the event and may hold any character: sent as UTF-8, as Go's
         # net/http (the orchestration API) reads it back.

@@ -7,6 +7,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,25 @@ from trigger_daemon.devtools.broker import TansuBroker
 from trigger_daemon.devtools.postgres import PostgresCluster
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 from trigger_daemon.triggers.catalog import TriggerCatalog
+
+
+@asynccontextmanager
+async def answering(answer: bytes) -> AsyncIterator[str]:
+    """A server on 127.0.0.1 that reads each request's head, answers `answer` verbatim and
+    closes the connection (a misbehaving API or token endpoint); its URL."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 @pytest.fixture(scope="session")

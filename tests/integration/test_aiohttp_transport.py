@@ -7,6 +7,7 @@ import asyncio
 import gzip
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 
 import httpx
 import pytest
@@ -19,6 +20,8 @@ from trigger_daemon.adapters.store.engine import compact_json
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 from trigger_daemon.ports import CallAttempt
 
+from .conftest import answering
+
 Serve = Callable[[bytes], Awaitable[str]]
 GZIPPED = gzip.compress(b'{"data": {"id": "instance-1", "workflowID": "wf"}}')
 
@@ -26,23 +29,12 @@ GZIPPED = gzip.compress(b'{"data": {"id": "instance-1", "workflowID": "wf"}}')
 @pytest.fixture
 async def raw_server() -> AsyncIterator[Serve]:
     """Servers that read one request head, answer `answer` verbatim and close; their URLs."""
-    servers: list[asyncio.Server] = []
+    async with AsyncExitStack() as servers:
 
-    async def serve(answer: bytes) -> str:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(answer)
-            await writer.drain()
-            writer.close()
+        async def serve(answer: bytes) -> str:
+            return await servers.enter_async_context(answering(answer))
 
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        servers.append(server)
-        return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-
-    yield serve
-    for server in servers:
-        server.close()
-        await server.wait_closed()
+        yield serve
 
 
 @pytest.mark.parametrize(
@@ -246,17 +238,5 @@ def _strings(value: object) -> list[str]:
 
 
 async def _one_call(answer: bytes) -> CallAttempt:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(answer)
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-        async with OrchestrationClient(url, "v2", None, 2.0) as client:
-            return await client.start_workflow("wf", {}, idempotency_key="k")
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with answering(answer) as url, OrchestrationClient(url, "v2", None, 2.0) as client:
+        return await client.start_workflow("wf", {}, idempotency_key="k")

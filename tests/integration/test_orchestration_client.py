@@ -24,6 +24,8 @@ from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 from trigger_daemon.engine.calls import WorkflowCaller
 from trigger_daemon.testing import AmongGoodCalls
 
+from .conftest import answering
+
 FAST_POLICY = RetryPolicy(max_attempts=4, initial_backoff_seconds=0.01, max_backoff_seconds=5.0)
 SECRET = "s3cr3t-never-printed"
 MakeClient = Callable[..., WorkflowCaller]
@@ -398,26 +400,13 @@ async def test_a_token_no_header_can_carry_is_no_token_not_an_exception(
 ) -> None:
     # An access token holding a line break made httpx refuse the header: the call raised, and
     # its record was handled again and again.
-    answer = b'{"access_token": "t\\nX-Injected: 1", "expires_in": 60}'
+    body = b'{"access_token": "t\\nX-Injected: 1", "expires_in": 60}'
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
 
-    async def token_endpoint(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (len(answer), answer)
-        )
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(token_endpoint, "127.0.0.1", 0)
-    token_url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/token"
-    auth = ClientCredentialsAuth(token_url=token_url, client_id="daemon", client_secret=SECRET)
-    try:
+    async with answering(answer) as token_endpoint:
+        auth = ClientCredentialsAuth(f"{token_endpoint}/token", "daemon", SECRET)
         async with OrchestrationClient(stub.url, "v2", auth, 5.0) as client:
             attempt = await client.start_workflow("review-deposit", {}, idempotency_key="k")
-    finally:
-        server.close()
-        await server.wait_closed()
 
     assert attempt.transient
     assert attempt.error == (

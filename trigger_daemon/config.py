@@ -200,7 +200,9 @@ class ApiToken(_Section):
         if (self.token is None) == (self.token_env is None):
             raise ValueError("give either token or token_env (the variable that holds it)")
         if self.token_env is not None:
-            value = os.environ.get(self.token_env, "")
+            # Without surrounding whitespace, as orchestration.token: a secret file written
+            # with `echo` ends with a line break, and no client would send it.
+            value = os.environ.get(self.token_env, "").strip()
             if len(value) < 16:
                 raise ValueError(
                     f"environment variable {self.token_env} must hold a token "

@@ -41,10 +41,12 @@ def test_the_environment_can_refuse_too(monkeypatch: pytest.MonkeyPatch) -> None
     assert "api.auth.mode" in config_error(None)
 
 
+@pytest.mark.parametrize("written", [TOKEN, f"{TOKEN}\n"], ids=["as-is", "with-a-line-break"])
 def test_token_mode_takes_tokens_from_the_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, written: str
 ) -> None:
-    monkeypatch.setenv("TD_TEST_API_TOKEN", TOKEN)
+    # A secret file written with `echo` ends with a line break, which no client sends.
+    monkeypatch.setenv("TD_TEST_API_TOKEN", written)
     path = write(
         tmp_path,
         "api:\n  host: 0.0.0.0\n  auth:\n    mode: token\n    tokens:\n"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,15 @@ WORKFLOW_FAILED_REASON = "workflow-call-failed"
 # long as the runner trusts a pending occurrence without reading it back (runner.py), and
 # shorter than a restart, so an occurrence left pending by a crash is run at once.
 CONCURRENT_WAIT = timedelta(seconds=2)
+# How long a record waits for the replica that claimed its occurrence away to finish it,
+# before the record is handled again and claims it back: longer than a call and a few of its
+# retries take, so that replica's answer is usually awaited rather than asked for again.
+CLAIMED_ELSEWHERE_WAIT_SECONDS = 30.0
+
+
+class ClaimedElsewhere(Exception):
+    """Another replica claimed the occurrence and has not finished it: handle the record
+    again, which claims it back and runs it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +71,7 @@ class RecordHandler:
         tracing: Tracing | None = None,
         claimant: str | None = None,
         tenure: Tenure | None = None,
+        claimed_elsewhere_wait_seconds: float = CLAIMED_ELSEWHERE_WAIT_SECONDS,
     ) -> None:
         """`tenure`: whether this replica still holds a record's partition (the live
         pipeline's); without it, every record's partition is taken to be held."""
@@ -72,6 +83,7 @@ class RecordHandler:
         self._dead_letters = dead_letters
         self._tracing = tracing or Tracing()
         self._tenure = tenure
+        self._claimed_elsewhere_wait = claimed_elsewhere_wait_seconds
 
     def holding(self, tenure: Tenure) -> RecordHandler:
         """This handler, for the live pipeline whose partitions `tenure` tracks (a backfill
@@ -142,7 +154,10 @@ class RecordHandler:
                 if not begun.is_final and begun.date != now:
                     occurrence = await self._settled(begun)
                 if not occurrence.is_final:
-                    ran.append(await self._run(compiled, occurrence, work.document, record))
+                    occurrence = await self._run(compiled, occurrence, work.document, record)
+                    if not occurrence.is_final:
+                        occurrence = await self._finished_elsewhere(occurrence, record)
+                    ran.append(occurrence)
             return ran
 
     async def _settled(self, occurrence: Occurrence) -> Occurrence:
@@ -153,6 +168,29 @@ class RecordHandler:
         while not occurrence.is_final:
             if datetime.now(UTC) - occurrence.date >= CONCURRENT_WAIT:
                 break
+            waited += 1
+            await asyncio.sleep(min(0.05 * waited, 1.0))
+            occurrence = await self._store.get_occurrence(occurrence.id)
+        return occurrence
+
+    async def _finished_elsewhere(self, occurrence: Occurrence, record: SourceRecord) -> Occurrence:
+        """An occurrence another replica claimed while this one ran it (this one was paused
+        and the other took the record over, or this one took it over from a replica that
+        resumed): wait for that replica to finish it. Committing past the record at once
+        would leave the occurrence pending for ever if that replica then lost the partition
+        and gave the record up. Raises PartitionLost when this replica loses it meanwhile,
+        and ClaimedElsewhere when the occurrence is still pending after the wait."""
+        partition = (record.topic, record.partition)
+        deadline = time.monotonic() + self._claimed_elsewhere_wait
+        waited = 0
+        while not occurrence.is_final:
+            if self._tenure is not None:
+                await self._tenure.ensure_held(partition)
+            if time.monotonic() >= deadline:
+                raise ClaimedElsewhere(
+                    f"occurrence {occurrence.id} is still pending, claimed by "
+                    f"{occurrence.claimed_by}, after {self._claimed_elsewhere_wait:g} s"
+                )
             waited += 1
             await asyncio.sleep(min(0.05 * waited, 1.0))
             occurrence = await self._store.get_occurrence(occurrence.id)

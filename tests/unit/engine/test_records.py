@@ -3,16 +3,19 @@ store and the API, and what is dead-lettered."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
 import structlog
 
 from trigger_daemon.core.events import decode
-from trigger_daemon.core.occurrences import Occurrence, OccurrenceStatus, Outcome
-from trigger_daemon.engine.records import WORKFLOW_FAILED_REASON, RecordHandler
+from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, OccurrenceStatus, Outcome
+from trigger_daemon.engine.records import WORKFLOW_FAILED_REASON, ClaimedElsewhere, RecordHandler
+from trigger_daemon.engine.tenure import PartitionLost, Tenure
 from trigger_daemon.errors import BrokerError, StoreError, WorkflowCallError
-from trigger_daemon.ports import DeadLetter, SourceRecord
+from trigger_daemon.ports import CallAttempt, DeadLetter, SourceRecord
 from trigger_daemon.testing import (
     InMemoryStore,
     RecordingDeadLetters,
@@ -160,6 +163,108 @@ async def test_a_traceparent_no_header_can_carry_is_not_passed_on() -> None:
     await engine.deliver(record(payment(), headers=(("traceparent", header),)))
 
     assert [r.traceparent for r in engine.api.requests] == [None]
+
+
+# An occurrence claimed away by another replica while this one called
+
+
+class ClaimedAwayDuringTheFirstTry(ScriptedWorkflowApi):
+    """The first request fails in flight; meanwhile another replica begins the occurrence
+    again, and so claims it (it took the record over while this one was paused). Then
+    `after_the_claim` runs (a revocation, say)."""
+
+    def __init__(
+        self, store: InMemoryStore, after_the_claim: Callable[[], None] = lambda: None
+    ) -> None:
+        super().__init__(transient("timed out", status_code=None), succeeded("wi-a"))
+        self._store = store
+        self._after_the_claim = after_the_claim
+
+    async def start_workflow(
+        self,
+        workflow_id: str,
+        variables: Mapping[str, str],
+        *,
+        idempotency_key: str,
+        traceparent: str | None = None,
+    ) -> CallAttempt:
+        if not self.requests:
+            [mine] = self._store.occurrences.values()
+            other = NewOccurrence(mine.trigger_id, mine.event_id, mine.event, mine.date, "b")
+            await self._store.begin_occurrences([other])
+            self._after_the_claim()
+        return await super().start_workflow(
+            workflow_id, variables, idempotency_key=idempotency_key, traceparent=traceparent
+        )
+
+
+async def engine_waiting(
+    api: ClaimedAwayDuringTheFirstTry, store: InMemoryStore, tenure: Tenure | None = None
+) -> Engine:
+    catalog = await catalog_with(store, SETTLE)
+    handler = RecordHandler(
+        catalog,
+        store,
+        runner_for(store, api),
+        RecordingDeadLetters(),
+        tenure=tenure,
+        claimed_elsewhere_wait_seconds=0.5,
+    )
+    return Engine(store, api, handler)
+
+
+async def test_a_record_whose_occurrence_was_claimed_away_waits_for_the_claimant_to_finish_it() -> (
+    None
+):
+    # Committing at once left the occurrence pending for ever when the claimant then lost
+    # the partition and gave the record up (the full soak found two such, once).
+    store = InMemoryStore()
+    api = ClaimedAwayDuringTheFirstTry(store)
+    engine = await engine_waiting(api, store)
+
+    async def the_claimant_finishes_it() -> None:
+        await api.requested.wait()
+        await asyncio.sleep(0.1)  # this replica has given the call up and waits
+        [pending] = store.occurrences.values()
+        await store.finish_occurrence(pending, Outcome.succeeded({"id": "wi-b"}, 1, {}))
+
+    claimant = asyncio.create_task(the_claimant_finishes_it())
+    await engine.deliver(record(payment()))
+    await claimant
+
+    [occurrence] = await engine.occurrences()
+    assert occurrence.status is OccurrenceStatus.SUCCEEDED
+    assert occurrence.workflow_instance_id == "wi-b"
+    assert len(api.requests) == 1  # this replica did not call again
+
+
+async def test_an_occurrence_its_claimant_leaves_pending_is_claimed_back_and_run() -> None:
+    store = InMemoryStore()
+    api = ClaimedAwayDuringTheFirstTry(store)
+    engine = await engine_waiting(api, store)
+
+    with pytest.raises(ClaimedElsewhere):
+        await engine.deliver(record(payment()))
+    assert [o.status for o in await engine.occurrences()] == [OccurrenceStatus.PENDING]
+    await engine.deliver(record(payment()))  # handled again, as the pipeline does
+
+    [occurrence] = await engine.occurrences()
+    assert occurrence.status is OccurrenceStatus.SUCCEEDED
+    assert occurrence.workflow_instance_id == "wi-a"
+    assert occurrence.claimed_by == engine.handler.claimant
+    assert len(api.requests) == 2
+
+
+async def test_a_replica_losing_the_partition_while_it_waits_leaves_the_record() -> None:
+    store = InMemoryStore()
+    tenure = Tenure()
+    api = ClaimedAwayDuringTheFirstTry(store, lambda: tenure.revoking.add(("payments", 0)))
+    engine = await engine_waiting(api, store, tenure)
+
+    with pytest.raises(PartitionLost):
+        await engine.deliver(record(payment()))
+
+    assert [o.status for o in await engine.occurrences()] == [OccurrenceStatus.PENDING]
 
 
 # Redelivery

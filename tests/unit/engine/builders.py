@@ -4,15 +4,23 @@ them; shared by the engine's unit tests."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from trigger_daemon.core.circuit import CircuitBreaker
+from trigger_daemon.core.occurrences import NewOccurrence
 from trigger_daemon.core.retry import RetryPolicy
 from trigger_daemon.core.triggers import CompiledTrigger, parse_definition
 from trigger_daemon.engine.calls import WorkflowCaller
 from trigger_daemon.engine.runner import OccurrenceRunner
-from trigger_daemon.ports import OutcomeSink, SourceRecord
-from trigger_daemon.testing import AmongGoodCalls, InMemoryStore, ScriptedWorkflowApi
+from trigger_daemon.ports import CallAttempt, OutcomeSink, SourceRecord
+from trigger_daemon.testing import (
+    AmongGoodCalls,
+    InMemoryStore,
+    ScriptedWorkflowApi,
+    succeeded,
+    transient,
+)
 from trigger_daemon.triggers.catalog import TriggerCatalog
 
 # Three attempts a call, retried at once: the tests wait for nothing.
@@ -72,3 +80,35 @@ def runner_for(
     store: InMemoryStore, api: ScriptedWorkflowApi, outcome_events: OutcomeSink | None = None
 ) -> OccurrenceRunner:
     return OccurrenceRunner(store, caller_for(api), outcome_events)
+
+
+class ClaimedAwayDuringTheFirstTry(ScriptedWorkflowApi):
+    """The first request fails in flight; meanwhile another replica begins the occurrence
+    again, and so claims it (it took the record over while this one was paused). Then
+    `after_the_claim` runs (a revocation, say)."""
+
+    def __init__(
+        self, store: InMemoryStore, after_the_claim: Callable[[], None] = lambda: None
+    ) -> None:
+        super().__init__(transient("timed out", status_code=None), succeeded("wi-a"))
+        self._store = store
+        self._after_the_claim = after_the_claim
+
+    async def start_workflow(
+        self,
+        workflow_id: str,
+        variables: Mapping[str, str],
+        *,
+        idempotency_key: str,
+        traceparent: str | None = None,
+    ) -> CallAttempt:
+        if not self.requests:
+            [mine] = self._store.occurrences.values()
+            other = NewOccurrence(
+                mine.trigger_id, mine.event_id, mine.event, mine.date, "replica-b"
+            )
+            await self._store.begin_occurrences([other])
+            self._after_the_claim()
+        return await super().start_workflow(
+            workflow_id, variables, idempotency_key=idempotency_key, traceparent=traceparent
+        )

@@ -4,18 +4,17 @@ store and the API, and what is dead-lettered."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
 import structlog
 
 from trigger_daemon.core.events import decode
-from trigger_daemon.core.occurrences import NewOccurrence, Occurrence, OccurrenceStatus, Outcome
+from trigger_daemon.core.occurrences import Occurrence, OccurrenceStatus, Outcome
 from trigger_daemon.engine.records import WORKFLOW_FAILED_REASON, ClaimedElsewhere, RecordHandler
 from trigger_daemon.engine.tenure import PartitionLost, Tenure
 from trigger_daemon.errors import BrokerError, StoreError, WorkflowCallError
-from trigger_daemon.ports import CallAttempt, DeadLetter, SourceRecord
+from trigger_daemon.ports import DeadLetter, SourceRecord
 from trigger_daemon.testing import (
     InMemoryStore,
     RecordingDeadLetters,
@@ -25,7 +24,15 @@ from trigger_daemon.testing import (
     transient,
 )
 
-from .builders import REQUESTS_TO_EXHAUST, SETTLE, catalog_with, payment, record, runner_for
+from .builders import (
+    REQUESTS_TO_EXHAUST,
+    SETTLE,
+    ClaimedAwayDuringTheFirstTry,
+    catalog_with,
+    payment,
+    record,
+    runner_for,
+)
 
 
 class Engine:
@@ -166,36 +173,6 @@ async def test_a_traceparent_no_header_can_carry_is_not_passed_on() -> None:
 
 
 # An occurrence claimed away by another replica while this one called
-
-
-class ClaimedAwayDuringTheFirstTry(ScriptedWorkflowApi):
-    """The first request fails in flight; meanwhile another replica begins the occurrence
-    again, and so claims it (it took the record over while this one was paused). Then
-    `after_the_claim` runs (a revocation, say)."""
-
-    def __init__(
-        self, store: InMemoryStore, after_the_claim: Callable[[], None] = lambda: None
-    ) -> None:
-        super().__init__(transient("timed out", status_code=None), succeeded("wi-a"))
-        self._store = store
-        self._after_the_claim = after_the_claim
-
-    async def start_workflow(
-        self,
-        workflow_id: str,
-        variables: Mapping[str, str],
-        *,
-        idempotency_key: str,
-        traceparent: str | None = None,
-    ) -> CallAttempt:
-        if not self.requests:
-            [mine] = self._store.occurrences.values()
-            other = NewOccurrence(mine.trigger_id, mine.event_id, mine.event, mine.date, "b")
-            await self._store.begin_occurrences([other])
-            self._after_the_claim()
-        return await super().start_workflow(
-            workflow_id, variables, idempotency_key=idempotency_key, traceparent=traceparent
-        )
 
 
 async def engine_waiting(

@@ -28,7 +28,15 @@ from trigger_daemon.testing import (
     transient,
 )
 
-from .builders import POLICY, REQUESTS_TO_EXHAUST, SETTLE, compiled_trigger, payment, runner_for
+from .builders import (
+    POLICY,
+    REQUESTS_TO_EXHAUST,
+    SETTLE,
+    ClaimedAwayDuringTheFirstTry,
+    compiled_trigger,
+    payment,
+    runner_for,
+)
 
 
 async def pending(
@@ -362,46 +370,18 @@ async def test_a_slow_answer_that_the_occurrence_is_pending_is_asked_again() -> 
     assert store.reads >= 2
 
 
-class ClaimedElsewhereAfterFirstTry:
-    """The first request fails in flight; meanwhile the partition's new owner begins the
-    occurrence again (claiming it) and its own call is still on its way: the occurrence is
-    pending, but no longer this replica's."""
-
-    def __init__(self, store: InMemoryStore, occurrence: Occurrence) -> None:
-        self.store, self.occurrence, self.requests = store, occurrence, 0
-
-    async def start_workflow(
-        self,
-        workflow_id: str,
-        variables: Mapping[str, str],
-        *,
-        idempotency_key: str,
-        traceparent: str | None = None,
-    ) -> CallAttempt:
-        self.requests += 1
-        new_owner = NewOccurrence(
-            self.occurrence.trigger_id,
-            self.occurrence.event_id,
-            self.occurrence.event,
-            self.occurrence.date,
-            claimed_by="replica-b",
-        )
-        await self.store.begin_occurrences([new_owner])
-        return transient("timed out", status_code=None)
-
-
 async def test_a_retry_stops_when_the_new_owner_claimed_the_pending_occurrence() -> None:
     store = InMemoryStore()
     compiled = await compiled_trigger(store, SETTLE)
     [occurrence] = await store.begin_occurrences(
         [NewOccurrence(compiled.trigger.id, "e-1", payment(), datetime.now(UTC), "replica-a")]
     )
-    api = ClaimedElsewhereAfterFirstTry(store, occurrence)
+    api = ClaimedAwayDuringTheFirstTry(store)
     breaker = CircuitBreaker()
     caller = WorkflowCaller(AmongGoodCalls(api, breaker), POLICY, breaker)
 
     returned = await OccurrenceRunner(store, caller).run(compiled, occurrence, document(payment()))
 
-    assert api.requests == 1  # no second try while the new owner's call is on its way
+    assert len(api.requests) == 1  # no second try while the new owner's call is on its way
     assert returned.status is OccurrenceStatus.PENDING  # the new owner will write the outcome
     assert returned.claimed_by == "replica-b"

@@ -137,8 +137,11 @@ async def produce(
     values: list[bytes],
     headers: list[tuple[str, bytes]] | None = None,
     key: bytes | None = None,
+    max_request_size: int = 1024 * 1024,
 ) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", max_request_size=max_request_size
+    )
     await producer.start()
     try:
         for value in values:

@@ -135,6 +135,35 @@ async def test_every_kind_of_poison_is_dead_lettered_and_the_next_record_still_r
     assert await committed_offset(broker.bootstrap_servers, f"{topic}-group", topic) == len(values)
 
 
+async def test_a_record_too_large_to_dead_letter_whole_goes_out_without_its_value(
+    broker: TansuBroker, stub: StubOrchestration, topic: str, store: SqlStore
+) -> None:
+    # Larger than the producer's request limit (4 MB): the letter that keeps it is refused on
+    # every try, as a record near a broker's message limit is once the headers are added.
+    dlq = f"{topic}-dlq"
+    await broker.create_topics([dlq])
+    huge = b"<" + b"x" * 5_000_000
+    headers = [("origin", b"ledger")]
+    await produce(
+        broker.bootstrap_servers, topic, [huge], headers, key=b"k1", max_request_size=8_000_000
+    )
+    await produce(broker.bootstrap_servers, topic, [payment()])
+
+    await run_pipeline(broker, stub, topic, store, dead_letter_topic=dlq)
+
+    [letter] = await read_all(broker.bootstrap_servers, dlq, expected=1)
+    assert (letter.value, letter.key) == (b"", b"k1")
+    written = dict(letter.headers)
+    assert "origin" not in written
+    assert written["dead-letter-reason"] == b"not-json"
+    assert written["dead-letter-source-offset"] == b"0"
+    assert written["dead-letter-omitted"].startswith(
+        b"the record's value (5000001 bytes) and its 1 headers: "
+    )
+    assert len(stub.calls) == 1  # the record behind it ran
+    assert await committed_offset(broker.bootstrap_servers, f"{topic}-group", topic) == 2
+
+
 class FlakyDeadLetters:
     """The real sink, failing its first `failures` publishes."""
 

@@ -2,7 +2,8 @@
 `PUBLISH_RETRY_POLICY`) behind the dead-letter and outcome-event sinks of `trigger_daemon.ports`.
 
 A dead letter keeps the record's value, key and headers and adds `dead-letter-*` headers saying
-why it was written and where the record came from.
+why it was written and where the record came from. A letter the producer or broker refuses as
+too large goes out with those headers alone, so that it cannot hold its record up for ever.
 """
 
 from __future__ import annotations
@@ -13,15 +14,20 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
+import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 
 from trigger_daemon.adapters.kafka.connection import KafkaConnection, start_client
 from trigger_daemon.core.retry import RetryPolicy, backoff_delay
 from trigger_daemon.errors import BrokerError
 from trigger_daemon.ports import DeadLetter
 
+log = structlog.get_logger(__name__)
+
 DEAD_LETTER_HEADER_PREFIX = "dead-letter-"
+# An API's error message can run to megabytes; the full text stays in the occurrence.
+DEAD_LETTER_DETAIL_MAX_BYTES = 4096
 # Five tries; the waits between them are drawn (full jitter) up to 0.8, 1.6, 3.2 and 6.4 s:
 # about 6 s in all on average, at most 12 s.
 PUBLISH_RETRY_POLICY = RetryPolicy(
@@ -70,26 +76,53 @@ class KafkaPublisher:
                     topic, value=value, key=key, headers=list(headers)
                 )
                 return
+            except (MessageSizeTooLargeError, RecordListTooLargeError) as exc:
+                raise TooLargeForTopic(f"publish to {topic} refused: {exc}") from exc
             except KafkaError as exc:
                 if not exc.retriable or attempt == policy.max_attempts:
                     raise BrokerError(f"publish to {topic} failed: {exc}", retriable=True) from exc
                 await asyncio.sleep(backoff_delay(policy, failed_attempts=attempt))
 
 
+class TooLargeForTopic(BrokerError):
+    """The producer or the broker refused a message as larger than it accepts."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retriable=False)
+
+
 class KafkaDeadLetters:
-    """Unprocessable records and exhausted calls, keeping their value, key and headers."""
+    """Unprocessable records and exhausted calls, keeping their value, key and headers.
+
+    A letter too large for the topic (a record near the broker's limit plus the added headers)
+    would be refused on every try; it is published with an empty value and without the record's
+    headers instead, and a `dead-letter-omitted` header says so. The source offset names the
+    record."""
 
     def __init__(self, publisher: KafkaPublisher, topic: str) -> None:
         self._publisher = publisher
         self._topic = topic
 
     async def publish(self, letter: DeadLetter) -> None:
-        await self._publisher.send(
-            self._topic,
-            letter.record.value,
-            key=letter.record.key,
-            headers=[*letter.record.headers, *dead_letter_headers(letter)],
-        )
+        record, headers = letter.record, dead_letter_headers(letter)
+        try:
+            await self._publisher.send(
+                self._topic, record.value, key=record.key, headers=[*record.headers, *headers]
+            )
+        except TooLargeForTopic as exc:
+            omitted = (
+                f"the record's value ({len(record.value or b'')} bytes) and its "
+                f"{len(record.headers)} headers: {exc}"
+            )
+            log.warning(
+                "record.dead_letter_too_large",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                omitted=omitted,
+            )
+            headers.append((DEAD_LETTER_HEADER_PREFIX + "omitted", omitted.encode()))
+            await self._publisher.send(self._topic, b"", key=record.key, headers=headers)
 
 
 class KafkaOutcomeEvents:
@@ -111,7 +144,7 @@ def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
     record = letter.record
     fields = {
         "reason": letter.reason,
-        "detail": letter.detail,
+        "detail": _cut(letter.detail, DEAD_LETTER_DETAIL_MAX_BYTES),
         "source-topic": record.topic,
         "source-partition": str(record.partition),
         "source-offset": str(record.offset),
@@ -119,3 +152,13 @@ def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
         **letter.extra_headers,
     }
     return [(DEAD_LETTER_HEADER_PREFIX + name, value.encode()) for name, value in fields.items()]
+
+
+def _cut(text: str, max_bytes: int) -> str:
+    """`text`, cut to at most `max_bytes` of UTF-8 on a character boundary, saying so."""
+    encoded = text.encode("utf-8", "replace")
+    if len(encoded) <= max_bytes:
+        return text
+    note = f"… (cut from {len(encoded)} bytes)"
+    kept = encoded[: max_bytes - len(note.encode())].decode("utf-8", "ignore")
+    return kept + note

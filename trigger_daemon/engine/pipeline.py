@@ -39,7 +39,7 @@ from trigger_daemon.core.expressions import (
 )
 from trigger_daemon.core.offsets import PartitionProgress
 from trigger_daemon.core.retry import RetryPolicy, backoff_delay
-from trigger_daemon.engine.records import TriagedRecord
+from trigger_daemon.engine.records import ClaimedElsewhere, TriagedRecord
 from trigger_daemon.engine.tenure import PartitionLost, Tenure
 from trigger_daemon.errors import BrokerError
 from trigger_daemon.observability import metrics
@@ -233,6 +233,16 @@ class Pipeline:
                 return
             except PartitionLost:
                 raise
+            except ClaimedElsewhere as exc:
+                # Not a failure: the handler has already waited for the claimant, and handling
+                # again claims the occurrence back.
+                log.warning(
+                    "record.claimed_elsewhere_handled_again",
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    reason=str(exc),
+                )
             except Exception:
                 failures += 1
                 log.exception(

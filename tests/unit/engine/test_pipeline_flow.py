@@ -11,10 +11,11 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import pytest
+from structlog.testing import capture_logs
 
 from trigger_daemon.core.events import Envelope, Unprocessable
 from trigger_daemon.engine.pipeline import Pipeline
-from trigger_daemon.engine.records import RecordHandler, TriagedRecord
+from trigger_daemon.engine.records import ClaimedElsewhere, RecordHandler, TriagedRecord
 from trigger_daemon.ports import SourceRecord
 from trigger_daemon.testing import ListSource
 
@@ -60,6 +61,34 @@ class FakeHandler:
             await gate.wait()
         await asyncio.sleep(self._delay)
         self.handled.append(record.offset)
+
+
+class ClaimedElsewhereOnce(FakeHandler):
+    """Finds the record's occurrence left pending by another replica on the first try."""
+
+    tries = 0
+
+    async def handle(self, work: TriagedRecord) -> None:
+        self.tries += 1
+        if self.tries == 1:
+            raise ClaimedElsewhere("occurrence o-1 is still pending, claimed by r2, after 30 s")
+        await super().handle(work)
+
+
+async def test_a_record_claimed_elsewhere_is_handled_again_with_a_warning_not_an_error() -> None:
+    source = ListSource([record(0, b"a")])
+    handler = ClaimedElsewhereOnce()
+
+    with capture_logs() as logs:
+        await asyncio.wait_for(pipeline(source, handler).run(asyncio.Event(), until_idle=True), 5)
+
+    assert (handler.tries, handler.handled) == (2, [0])
+    assert source.commits[-1] == {PARTITION: 1}
+    [line] = [line for line in logs if line["event"].startswith("record.")]
+    assert line["event"] == "record.claimed_elsewhere_handled_again"
+    assert line["log_level"] == "warning"
+    assert "exc_info" not in line
+    assert "claimed by r2" in line["reason"]
 
 
 def pipeline(source: ListSource, handler: FakeHandler, **options: Any) -> Pipeline:

@@ -169,7 +169,6 @@ async def test_a_stopped_replica_saves_its_position_and_another_resumes_from_it(
 async def test_cancel_stops_it_and_it_stays_cancelled() -> None:
     store, records, api, trigger_id = await fixture(30)
     replica = Replica("a:1", store, records, api)
-    api.delay = 0.0
     async with replica.running():
         records.flowing.clear()
         started = await replica.backfills.start(window(trigger_id, 30))

@@ -307,6 +307,34 @@ async def test_outcome_events_are_published_as_formance_orchestration_events(
     assert stored.workflow_instance_id == succeeded["workflowInstanceID"]
 
 
+async def test_a_failure_event_too_large_for_the_topic_goes_out_with_its_error_cut(
+    broker: TansuBroker, stub: StubOrchestration, topic: str, store: SqlStore
+) -> None:
+    # An API's error message of 5 MB: the FAILED_TRIGGER event carrying it was refused by the
+    # producer (4 MB) on every try, and each try called the API again.
+    events_topic = f"{topic}-events"
+    await broker.create_topics([events_topic])
+    message = "no such workflow " + "x" * 5_000_000
+    stub.fail("settle", 400, error_message=message)
+    await produce(broker.bootstrap_servers, topic, [payment()])
+    async with KafkaPublisher(KafkaConnection(broker.bootstrap_servers)) as publisher:
+        events = KafkaOutcomeEvents(publisher, events_topic)
+        await run_pipeline(broker, stub, topic, store, outcome_events=events)
+
+    [record] = await read_all(broker.bootstrap_servers, events_topic, expected=1)
+    event = json.loads(record.value)
+    assert event["type"] == "FAILED_TRIGGER"
+    whole = f"runWorkflow settle: HTTP 400: {message}"
+    error = event["payload"]["error"]
+    assert len(error.encode()) <= 4096
+    assert error.startswith("runWorkflow settle: HTTP 400: no such workflow xxx")
+    assert error.endswith(f"… (cut from {len(whole)} bytes)")
+    [occurrence] = await store.list_occurrences((await store.list_triggers())[0].id, limit=10)
+    assert occurrence.error == whole  # kept whole
+    assert len(stub.calls) == 1
+    assert await committed_offset(broker.bootstrap_servers, f"{topic}-group", topic) == 1
+
+
 async def test_a_triggers_own_retry_policy_is_stored_and_applied(
     broker: TansuBroker, stub: StubOrchestration, topic: str, store: SqlStore
 ) -> None:

@@ -2,8 +2,11 @@
 `PUBLISH_RETRY_POLICY`) behind the dead-letter and outcome-event sinks of `trigger_daemon.ports`.
 
 A dead letter keeps the record's value, key and headers and adds `dead-letter-*` headers saying
-why it was written and where the record came from. A letter the producer or broker refuses as
-too large goes out with those headers alone, so that it cannot hold its record up for ever.
+why it was written and where the record came from.
+
+A message the producer or the broker refuses as too large would be refused on every try and
+hold its record up for ever, so it goes out smaller instead: a dead letter with those headers
+alone, an outcome event with its error cut.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from trigger_daemon.ports import DeadLetter
 log = structlog.get_logger(__name__)
 
 DEAD_LETTER_HEADER_PREFIX = "dead-letter-"
-# An API's error message can run to megabytes; the full text stays in the occurrence.
-DEAD_LETTER_DETAIL_MAX_BYTES = 4096
+# An API's error message can run to megabytes: a dead letter's detail header carries this much
+# of it, and so does an outcome event too large for its topic. The occurrence keeps it whole.
+ERROR_TEXT_MAX_BYTES = 4096
 # Five tries; the waits between them are drawn (full jitter) up to 0.8, 1.6, 3.2 and 6.4 s:
 # about 6 s in all on average, at most 12 s.
 PUBLISH_RETRY_POLICY = RetryPolicy(
@@ -133,8 +137,27 @@ class KafkaOutcomeEvents:
         self._topic = topic
 
     async def publish(self, event: Mapping[str, Any], key: str) -> None:
-        value = json.dumps(event, separators=(",", ":")).encode()
-        await self._publisher.send(self._topic, value, key=key.encode())
+        try:
+            await self._publisher.send(self._topic, _json(event), key=key.encode())
+        except TooLargeForTopic:
+            # Only a FAILED_TRIGGER's error can make an event this large.
+            error = event["payload"].get("error")
+            if not isinstance(error, str):
+                raise
+            cut = {
+                **event,
+                "payload": {**event["payload"], "error": _cut(error, ERROR_TEXT_MAX_BYTES)},
+            }
+            log.warning(
+                "outcome_event.error_cut",
+                occurrence_id=event["payload"].get("id"),
+                error_bytes=len(error.encode("utf-8", "replace")),
+            )
+            await self._publisher.send(self._topic, _json(cut), key=key.encode())
+
+
+def _json(event: Mapping[str, Any]) -> bytes:
+    return json.dumps(event, separators=(",", ":")).encode()
 
 
 def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
@@ -144,7 +167,7 @@ def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
     record = letter.record
     fields = {
         "reason": letter.reason,
-        "detail": _cut(letter.detail, DEAD_LETTER_DETAIL_MAX_BYTES),
+        "detail": _cut(letter.detail, ERROR_TEXT_MAX_BYTES),
         "source-topic": record.topic,
         "source-partition": str(record.partition),
         "source-offset": str(record.offset),

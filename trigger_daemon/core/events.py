@@ -6,6 +6,7 @@ them as exact Python ints, and nothing here converts them to float.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -85,6 +86,11 @@ def envelope_from_object(document: object) -> Envelope | Unprocessable:
     return Envelope(event_type, payload, document)
 
 
+# Far beyond any real idempotency key or uuid; with the trigger id and the event type, the
+# store's index entry stays under PostgreSQL's limit.
+MAX_KEY_BYTES = 2048
+
+
 def event_id(
     envelope: Envelope,
     headers: Mapping[str, bytes],
@@ -95,16 +101,28 @@ def event_id(
     """Identity that makes redelivery safe: idempotency key, then watermill uuid, then offset.
 
     A watermill header holding a control character is no uuid, and as part of the call's
-    Idempotency-Key it could not be sent (a NUL could not even be stored): it is ignored."""
+    Idempotency-Key it could not be sent (a NUL could not even be stored): it is ignored.
+    A key or uuid longer than MAX_KEY_BYTES stands as its digest (`_bounded`)."""
     key = envelope.idempotency_key
     if key:
-        return f"{envelope.type}:{key}"
+        return f"{envelope.type}:{_bounded(key)}"
     watermill = headers.get(WATERMILL_UUID_HEADER)
     if watermill:
         decoded = watermill.decode("utf-8", errors="replace").strip()
         if decoded and header_safe(decoded):
-            return decoded
+            return _bounded(decoded)
     return f"{topic}:{partition}:{offset}"
+
+
+def _bounded(key: str) -> str:
+    """`key`, or `sha256:<hex digest>` when it is longer than MAX_KEY_BYTES: the same for
+    every delivery of the event, and short enough for the store to index and a header to
+    carry. PostgreSQL refuses an index entry over 2,704 bytes, so the occurrence of an event
+    with a longer key could not be written, and its record was retried for ever."""
+    encoded = key.encode("utf-8")
+    if len(encoded) <= MAX_KEY_BYTES:
+        return key
+    return "sha256:" + hashlib.sha256(encoded).hexdigest()
 
 
 def _optional_string(document: Mapping[str, Any], key: str) -> str | None:
@@ -113,6 +131,7 @@ def _optional_string(document: Mapping[str, Any], key: str) -> str | None:
 
 
 __all__ = [
+    "MAX_KEY_BYTES",
     "WATERMILL_UUID_HEADER",
     "Envelope",
     "Unprocessable",

@@ -1,10 +1,12 @@
 """Decoding records into envelopes, and event identity."""
 
+import hashlib
 import json
 
 import pytest
 
 from trigger_daemon.core.events import (
+    MAX_KEY_BYTES,
     Envelope,
     Unprocessable,
     UnprocessableReason,
@@ -85,3 +87,25 @@ def test_a_watermill_header_holding_a_control_character_is_no_identity(uuid: byt
     # As part of the Idempotency-Key it could not be sent, and a NUL could not be stored.
     headers = {"_watermill_message_uuid": uuid}
     assert event_id(envelope(), headers, "ledger", 2, 41) == "ledger:2:41"
+
+
+def test_a_key_longer_than_the_store_can_index_stands_as_its_digest() -> None:
+    long_key = "k" * 1024 + "é" * 600  # 2,224 bytes of UTF-8
+    identity = event_id(envelope(idempotency_key=long_key), {}, "ledger", 0, 5)
+    digest = hashlib.sha256(long_key.encode()).hexdigest()
+    assert identity == f"SAVED_PAYMENT:sha256:{digest}"
+    # The same for every delivery, apart for any other key.
+    assert event_id(envelope(idempotency_key=long_key), {}, "ledger", 3, 9) == identity
+    other = event_id(envelope(idempotency_key=long_key + "x"), {}, "ledger", 0, 5)
+    assert other != identity
+
+
+def test_a_key_within_the_limit_is_kept_as_it_is() -> None:
+    key = "é" * (MAX_KEY_BYTES // 2)  # exactly MAX_KEY_BYTES of UTF-8
+    assert event_id(envelope(idempotency_key=key), {}, "ledger", 0, 5) == f"SAVED_PAYMENT:{key}"
+
+
+def test_a_watermill_uuid_longer_than_the_limit_stands_as_its_digest() -> None:
+    uuid = b"u" * (MAX_KEY_BYTES + 1)
+    identity = event_id(envelope(), {"_watermill_message_uuid": uuid}, "ledger", 2, 41)
+    assert identity == "sha256:" + hashlib.sha256(uuid).hexdigest()

@@ -1,4 +1,5 @@
-"""Logs: one structlog chain for the process, JSON or console, secrets redacted.
+"""Logs: one structlog chain for the process, JSON or console, secrets redacted, long values
+cut.
 
 Log lines carry stable event names (`occurrence.succeeded`, `record.dead_lettered`, ...) and
 context fields (event_id, trigger_id, topic, partition, offset, ...).
@@ -10,13 +11,18 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 import orjson
 import structlog
 
 from trigger_daemon.observability.redaction import Redactor
+
+# A field longer than this is cut, saying so: an API's error message can run to megabytes, and
+# so long a line is split or dropped by most log shippers. The store keeps the whole text; a
+# traceback (`exception`) is never cut.
+MAX_FIELD_CHARS = 4096
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -42,7 +48,14 @@ def configure_logging(level: str = "info", fmt: str = "json", secrets: Iterable[
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, redact, renderer],
+        # Cut after redacting: a secret cut in two would no longer be found.
+        processors=[
+            *shared,
+            structlog.processors.format_exc_info,
+            redact,
+            cut_long_values,
+            renderer,
+        ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
@@ -66,6 +79,16 @@ def configure_logging(level: str = "info", fmt: str = "json", secrets: Iterable[
     root.handlers[:] = [handler]
     # Libraries are chatty at info; their warnings still show.
     root.setLevel(max(_LEVELS[level], logging.WARNING))
+
+
+def cut_long_values(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """A structlog processor: each string field past MAX_FIELD_CHARS is cut, saying so."""
+    for key, value in event_dict.items():
+        if value.__class__ is str and len(value) > MAX_FIELD_CHARS and key != "exception":
+            event_dict[key] = f"{value[:MAX_FIELD_CHARS]}… (cut from {len(value)} characters)"
+    return event_dict
 
 
 def _json_line(event: Any, **options: Any) -> str:

@@ -8,7 +8,7 @@ import logging
 import pytest
 import structlog
 
-from trigger_daemon.observability.logs import QuietRepeats, configure_logging
+from trigger_daemon.observability.logs import MAX_FIELD_CHARS, QuietRepeats, configure_logging
 
 
 def record(name: str, template: str, *args: object) -> logging.LogRecord:
@@ -49,3 +49,23 @@ def test_every_line_is_json_even_with_what_orjson_refuses(
     assert lines[1]["amount"] == 2**70
     assert lines[1]["by_number"] == {"1": "x"}
     assert lines[2]["detail"] == "token *** at postgresql://u:***@db/x"
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_a_long_field_is_cut_after_its_secrets_are_redacted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    secret = "a-secret-of-the-daemon"
+    configure_logging("info", "json", secrets=[secret])
+    # The secret straddles the cut: cut first, its head would be left unredacted.
+    error = "x" * (MAX_FIELD_CHARS - 5) + secret + "y" * 5_000_000
+    log = structlog.get_logger("test")
+    log.warning("occurrence.failed", error=error, trigger_id="t" * MAX_FIELD_CHARS)
+    try:
+        raise RuntimeError("z" * (2 * MAX_FIELD_CHARS))
+    except RuntimeError:
+        log.exception("record.failed_will_retry")
+    failed, retried = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert failed["error"] == "x" * (MAX_FIELD_CHARS - 5) + "***yy… (cut from 5004094 characters)"
+    assert failed["trigger_id"] == "t" * MAX_FIELD_CHARS  # at the limit: whole
+    assert "z" * (2 * MAX_FIELD_CHARS) in retried["exception"]  # a traceback is never cut

@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -238,68 +238,58 @@ async def test_a_failed_outcome_write_holds_the_offset_and_is_retried_without_a_
     assert await committed_offset(broker.bootstrap_servers, f"{topic}-group", topic) == 1
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-@pytest.mark.parametrize("character", ["\x00", "\udc00"], ids=["nul", "lone-surrogate"])
-async def test_an_api_error_holding_what_no_store_keeps_is_recorded_and_the_record_committed(
-    broker: TansuBroker,
-    stub: StubOrchestration,
-    topic: str,
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    backend: str,
-    character: str,
-) -> None:
-    # The outcome write used to fail on every try (PostgreSQL stores no NUL; no UTF-8 encoder
-    # writes a lone surrogate), and the record was never finished nor committed.
-    if backend == "postgresql":
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def either_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
+    """An empty store on SQLite, then on PostgreSQL (each backend refuses other things)."""
+    if request.param == "postgresql":
         cluster: PostgresCluster = request.getfixturevalue("postgres")
         url = cluster.new_database()
     else:
         url = f"sqlite:///{tmp_path / 'store.db'}"
     store = await open_store(url)
     try:
-        stub.fail("settle", 400, error_message=f"no{character}such workflow")
-        await produce(broker.bootstrap_servers, topic, [payment()])
-
-        await run_pipeline(broker, stub, topic, store)
-
-        [occurrence] = await store.list_occurrences((await store.list_triggers())[0].id, limit=10)
+        yield store
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("character", ["\x00", "\udc00"], ids=["nul", "lone-surrogate"])
+async def test_an_api_error_holding_what_no_store_keeps_is_recorded_and_the_record_committed(
+    broker: TansuBroker,
+    stub: StubOrchestration,
+    topic: str,
+    either_store: SqlStore,
+    character: str,
+) -> None:
+    # The outcome write used to fail on every try (PostgreSQL stores no NUL; no UTF-8 encoder
+    # writes a lone surrogate), and the record was never finished nor committed.
+    store = either_store
+    stub.fail("settle", 400, error_message=f"no{character}such workflow")
+    await produce(broker.bootstrap_servers, topic, [payment()])
+
+    await run_pipeline(broker, stub, topic, store)
+
+    [occurrence] = await store.list_occurrences((await store.list_triggers())[0].id, limit=10)
     assert occurrence.status is OccurrenceStatus.FAILED
     assert occurrence.error == "runWorkflow settle: HTTP 400: no\ufffdsuch workflow"
     assert len(stub.calls) == 1
     assert await committed_offset(broker.bootstrap_servers, f"{topic}-group", topic) == 1
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_an_event_whose_idempotency_key_is_too_long_to_index_runs_under_its_digest(
-    broker: TansuBroker,
-    stub: StubOrchestration,
-    topic: str,
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    backend: str,
+    broker: TansuBroker, stub: StubOrchestration, topic: str, either_store: SqlStore
 ) -> None:
     # PostgreSQL refused the occurrence's index entry (over 2,704 bytes) on every try, and the
     # record was never finished nor committed. Random text: a repeated one would compress.
-    if backend == "postgresql":
-        cluster: PostgresCluster = request.getfixturevalue("postgres")
-        url = cluster.new_database()
-    else:
-        url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = either_store
     key = secrets.token_hex(1500)
     event = {**events.saved_payment("SUCCEEDED", 1000), "idempotencyKey": key}
-    store = await open_store(url)
-    try:
-        await produce(broker.bootstrap_servers, topic, [events.encode(event), events.encode(event)])
+    await produce(broker.bootstrap_servers, topic, [events.encode(event), events.encode(event)])
 
-        await run_pipeline(broker, stub, topic, store)
+    await run_pipeline(broker, stub, topic, store)
 
-        [trigger] = await store.list_triggers()
-        [occurrence] = await store.list_occurrences(trigger.id, limit=10)
-    finally:
-        await store.close()
+    [trigger] = await store.list_triggers()
+    [occurrence] = await store.list_occurrences(trigger.id, limit=10)
     digest = hashlib.sha256(key.encode()).hexdigest()
     assert occurrence.event_id == f"SAVED_PAYMENT:sha256:{digest}"
     assert occurrence.status is OccurrenceStatus.SUCCEEDED

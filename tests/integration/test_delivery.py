@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import structlog
+from aiokafka import AIOKafkaProducer
 
 from trigger_daemon.adapters.kafka import (
     KafkaConnection,
@@ -164,6 +165,24 @@ async def test_a_record_too_large_to_dead_letter_whole_goes_out_without_its_valu
     )
     assert len(stub.calls) == 1  # the record behind it ran
     assert await committed_offset(broker.bootstrap_servers, f"{topic}-group", topic) == 2
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+async def test_records_compressed_with_any_kafka_codec_are_read(
+    broker: TansuBroker, stub: StubOrchestration, topic: str, store: SqlStore, codec: str
+) -> None:
+    # Without the codec's library the fetch failed every time: the topic could not be read.
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, compression_type=codec)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, payment())
+    finally:
+        await producer.stop()
+
+    await run_pipeline(broker, stub, topic, store)
+
+    assert len(stub.calls) == 1
+    assert await committed_offset(broker.bootstrap_servers, f"{topic}-group", topic) == 1
 
 
 class FlakyDeadLetters:

@@ -294,6 +294,7 @@ class Daemon:
             ssl_certfile=kafka.ssl_certfile,
             ssl_keyfile=kafka.ssl_keyfile,
             ssl_key_password=kafka.ssl_key_password,
+            isolation_level=kafka.isolation_level,
         )
 
     def _publishing(

@@ -49,6 +49,9 @@ class KafkaSettings(_Section):
     group_id: str = "trigger-daemon"
     client_id: str = "trigger-daemon"
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    # read_committed: records of a transaction its producer aborted are never acted on (a
+    # producer without transactions reads the same either way).
+    isolation_level: Literal["read_committed", "read_uncommitted"] = "read_committed"
     # A member silent this long is dropped from the group; a new member's join waits on it
     # too (Tansu takes about half of it), so tests and the demo shorten it.
     session_timeout_ms: int = Field(10_000, ge=500)

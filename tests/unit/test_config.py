@@ -196,3 +196,13 @@ def test_daemon_wide_flow_limits_are_read_and_bad_ones_named(tmp_path: Path) -> 
     assert load_config(None).settings.orchestration.flow_limits().unlimited
     bad = write(tmp_path, "orchestration: {max_calls_per_second: 0}\n")
     assert "orchestration.max_calls_per_second" in config_error(bad)
+
+
+def test_consumers_read_committed_transactions_unless_set_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_config(None).settings.kafka.isolation_level == "read_committed"
+    monkeypatch.setenv("TRIGGER_DAEMON_KAFKA__ISOLATION_LEVEL", "read_uncommitted")
+    assert load_config(None).settings.kafka.isolation_level == "read_uncommitted"
+    monkeypatch.setenv("TRIGGER_DAEMON_KAFKA__ISOLATION_LEVEL", "committed")
+    assert "kafka.isolation_level" in config_error(None)

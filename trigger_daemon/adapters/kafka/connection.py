@@ -1,6 +1,7 @@
 """How the daemon reaches the Kafka cluster: `KafkaConnection` (bootstrap servers, client id,
-TLS and SASL settings) turned into aiokafka's client options, and `start_client`, which starts
-a consumer or producer and converts what aiokafka raises on the way into `BrokerError`.
+TLS and SASL settings, how consumers read) turned into aiokafka's client options, and
+`start_client`, which starts a consumer or producer and converts what aiokafka raises on the
+way into `BrokerError`.
 
 A TLS file that cannot be read and a login the broker refuses are permanent errors naming the
 settings to check; the broker's own errors at start are retriable. Secrets are pydantic
@@ -39,6 +40,8 @@ class KafkaConnection:
     ssl_certfile: str | None = None  # with ssl_keyfile: a client certificate (mTLS)
     ssl_keyfile: str | None = None
     ssl_key_password: SecretStr | None = None
+    # How consumers read (kafka.isolation_level); producers take no such option.
+    isolation_level: str = "read_committed"
 
     def client_options(self) -> dict[str, Any]:
         """Keyword arguments for any aiokafka client, with the secrets revealed."""
@@ -55,6 +58,10 @@ class KafkaConnection:
             password = self.sasl_password
             options["sasl_plain_password"] = password.get_secret_value() if password else None
         return options
+
+    def consumer_options(self) -> dict[str, Any]:
+        """`client_options` and how a consumer reads: only committed transactions, by default."""
+        return {**self.client_options(), "isolation_level": self.isolation_level}
 
     def _ssl_context(self) -> ssl.SSLContext:
         """Verifies the brokers against `ssl_cafile` (or the system's CAs); presents the client

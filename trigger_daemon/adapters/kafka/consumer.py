@@ -60,7 +60,7 @@ class KafkaSource:
             auto_offset_reset=auto_offset_reset,
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=heartbeat_interval_ms,
-            **connection.client_options(),
+            **connection.consumer_options(),
         )
 
     async def __aenter__(self) -> Self:

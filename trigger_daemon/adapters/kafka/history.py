@@ -74,7 +74,7 @@ class KafkaHistory:
             auto_offset_reset="earliest",
             fetch_max_bytes=_FETCH_MAX_BYTES,
             max_partition_fetch_bytes=_PARTITION_FETCH_MAX_BYTES,
-            **self._connection.client_options(),
+            **self._connection.consumer_options(),
         )
         servers = self._connection.bootstrap_servers
         starting = asyncio.ensure_future(start_client(consumer, "backtest consumer", servers))

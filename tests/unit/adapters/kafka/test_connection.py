@@ -29,3 +29,13 @@ def test_sasl_settings_become_aiokafka_options_with_the_password_revealed() -> N
     assert options["sasl_plain_username"] == "daemon"
     assert options["sasl_plain_password"] == "kafka-pa55word"
     assert "ssl_context" not in options
+
+
+def test_consumers_read_committed_transactions_only_unless_told_otherwise() -> None:
+    # Records of a transaction its producer aborted must not start workflows.
+    assert KafkaConnection("b:9092").consumer_options()["isolation_level"] == "read_committed"
+    lenient = KafkaConnection("b:9092", isolation_level="read_uncommitted")
+    assert lenient.consumer_options() == {
+        **lenient.client_options(),
+        "isolation_level": "read_uncommitted",
+    }

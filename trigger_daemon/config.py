@@ -18,7 +18,15 @@ from typing import Annotated, Any, Literal, get_origin
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -35,6 +43,16 @@ from trigger_daemon.errors import ConfigError
 
 ENV_PREFIX = "TRIGGER_DAEMON_"
 CONFIG_PATH_ENV = "TRIGGER_DAEMON_CONFIG"
+
+
+def _without_surrounding_space(value: SecretStr) -> SecretStr:
+    """A secret written with `echo` (a Kubernetes secret made from such a file) ends with a
+    line break: kept, every call or login made with it would fail."""
+    return SecretStr(value.get_secret_value().strip())
+
+
+# A token, client secret or password, read without surrounding whitespace.
+Secret = Annotated[SecretStr, AfterValidator(_without_surrounding_space)]
 
 
 class _Section(BaseModel):
@@ -62,12 +80,12 @@ class KafkaSettings(_Section):
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
+    sasl_password: Secret | None = None
     ssl_cafile: str | None = None
     # mTLS: the client certificate chain and its key (encrypted keys take ssl_key_password).
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
-    ssl_key_password: SecretStr | None = None
+    ssl_key_password: Secret | None = None
 
     @model_validator(mode="after")
     def _heartbeat_within_session(self) -> KafkaSettings:
@@ -120,9 +138,9 @@ class RetrySettings(_Section):
 class OrchestrationSettings(_Section):
     base_url: str = "http://localhost:8080/api/orchestration"
     api_version: Literal["v1", "v2"] = "v2"
-    token: SecretStr | None = None
+    token: Secret | None = None
     client_id: str | None = None
-    client_secret: SecretStr | None = None
+    client_secret: Secret | None = None
     token_url: str | None = None
     scopes: list[str] = Field(default_factory=list)
     timeout_seconds: float = Field(10.0, gt=0)
@@ -135,13 +153,6 @@ class OrchestrationSettings(_Section):
         return Limits(
             calls_per_second=self.max_calls_per_second, max_concurrency=self.max_concurrency
         )
-
-    @field_validator("token", "client_secret")
-    @classmethod
-    def _without_surrounding_space(cls, value: SecretStr | None) -> SecretStr | None:
-        """A secret written with `echo` (a Kubernetes secret made from such a file) ends with
-        a line break: kept, it would make every call fail."""
-        return None if value is None else SecretStr(value.get_secret_value().strip())
 
     @field_validator("token")
     @classmethod
@@ -181,6 +192,7 @@ class StoreSettings(_Section):
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
+        value = value.strip()  # a secret file written with `echo` ends with a line break
         if not value.startswith(("sqlite://", "postgresql://", "postgres://")):
             raise ValueError("must be sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB")
         return value

@@ -64,6 +64,21 @@ def test_a_secret_written_with_a_trailing_line_break_is_read_without_it(
     assert secret.get_secret_value() == "s3cr3t"
 
 
+def test_the_broker_password_and_the_store_url_are_read_without_a_trailing_line_break(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Kept, the broker refused the login and PostgreSQL named a database "trigger\n".
+    monkeypatch.setenv("TRIGGER_DAEMON_KAFKA__SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("TRIGGER_DAEMON_KAFKA__SASL_MECHANISM", "PLAIN")
+    monkeypatch.setenv("TRIGGER_DAEMON_KAFKA__SASL_USERNAME", "daemon")
+    monkeypatch.setenv("TRIGGER_DAEMON_KAFKA__SASL_PASSWORD", "kafka-pa55word\n")
+    monkeypatch.setenv("TRIGGER_DAEMON_STORE__URL", "postgresql://u:pw@db/trigger\n")
+    settings = load_config(None).settings
+    assert settings.kafka.sasl_password is not None
+    assert settings.kafka.sasl_password.get_secret_value() == "kafka-pa55word"
+    assert settings.store.url == "postgresql://u:pw@db/trigger"
+
+
 @pytest.mark.parametrize(
     ("token", "problem"),
     [

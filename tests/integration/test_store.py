@@ -702,6 +702,35 @@ def test_postgresql_errors_that_pass_with_time_are_retriable(
     assert str(caught.value) == f"store: read trigger failed: _DriverError: SQLSTATE {sqlstate}"
 
 
+async def _application_name(url: str) -> str:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return str(
+                (await conn.execute(text("SELECT current_setting('application_name')"))).scalar()
+            )
+    finally:
+        await engine.dispose()
+
+
+async def test_a_postgresql_url_written_for_libpq_connects(postgres: PostgresCluster) -> None:
+    # As managed databases document it: SQLAlchemy handed each parameter to asyncpg as a
+    # keyword it does not take, and the daemon stopped at start with a TypeError.
+    url = postgres.new_database()
+    assert await _application_name(url) == "trigger-daemon"
+    libpq = f"{url}?sslmode=prefer&connect_timeout=5&application_name=billing-triggers"
+    assert await _application_name(libpq) == "billing-triggers"
+    opened = await open_store(libpq)
+    await opened.close()
+    # The SSL mode reaches the driver: this cluster serves no TLS.
+    with pytest.raises(StoreError, match="rejected SSL upgrade"):
+        await open_store(f"{url}?sslmode=require")
+    with pytest.raises(StoreError, match="rejected SSL upgrade"):
+        await open_store(f"{url}?ssl=require")  # asyncpg's own spelling, as before
+    with pytest.raises(ConfigError, match="connect_timeout must be a number of seconds"):
+        await open_store(f"{url}?connect_timeout=soon")
+
+
 async def test_an_unusable_url_is_a_config_error_without_the_password() -> None:
     with pytest.raises(ConfigError) as caught:
         await open_store("mysql://user:s3cret@db/triggers")

@@ -144,20 +144,64 @@ def sqlite_file_writer(
 
 
 def _postgresql_engine(url: URL, limits: PoolLimits) -> AsyncEngine:
+    libpq = {name: value for name, value in url.query.items() if name in _LIBPQ_ONLY}
     return create_async_engine(
-        url,
+        url.difference_update_query(libpq),
         json_serializer=compact_json,
         pool_size=limits.pool_size,
         max_overflow=limits.max_overflow,
         pool_timeout=limits.pool_timeout_seconds,
         pool_recycle=limits.recycle_seconds,
         pool_pre_ping=False,  # see the module docstring
-        connect_args={
-            "timeout": limits.connect_timeout_seconds,
-            "command_timeout": limits.statement_timeout_seconds,
-            "server_settings": {"application_name": "trigger-daemon"},
-        },
+        connect_args=_asyncpg_options(url, libpq, limits),
     )
+
+
+# Parameters of libpq's URLs, as managed databases document them (`?sslmode=require`), that
+# asyncpg takes from a DSN only: SQLAlchemy passes a URL's parameters to asyncpg as keywords,
+# and these raised TypeError at start. The others (asyncpg's own `ssl=require`, SQLAlchemy's
+# dialect options) stay in the URL.
+_LIBPQ_ONLY = frozenset(
+    {
+        "sslmode",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "sslpassword",
+        "sslcrl",
+        "sslnegotiation",
+        "ssl_min_protocol_version",
+        "ssl_max_protocol_version",
+        "krbsrvname",
+        "gsslib",
+        "application_name",
+        "connect_timeout",
+    }
+)
+
+
+def _asyncpg_options(
+    url: URL, libpq: dict[str, str | tuple[str, ...]], limits: PoolLimits
+) -> dict[str, Any]:
+    """asyncpg's connect options: the daemon's timeouts and application name, unless the URL
+    sets libpq's `connect_timeout` or `application_name`, and the URL's other libpq
+    parameters in a DSN, which asyncpg reads as libpq does."""
+    given = {name: value if isinstance(value, str) else value[-1] for name, value in libpq.items()}
+    timeout = given.pop("connect_timeout", None)
+    application = given.pop("application_name", "trigger-daemon")
+    try:
+        seconds = float(timeout) if timeout else limits.connect_timeout_seconds
+    except ValueError:
+        raise ConfigError("store.url: connect_timeout must be a number of seconds") from None
+    options: dict[str, Any] = {
+        "timeout": seconds,
+        "command_timeout": limits.statement_timeout_seconds,
+        "server_settings": {"application_name": application},
+    }
+    if given:
+        dsn = url.set(drivername="postgresql", query=given)
+        options["dsn"] = dsn.render_as_string(hide_password=False)
+    return options
 
 
 def _sqlite_engine(url: URL, busy_timeout_ms: int) -> AsyncEngine:

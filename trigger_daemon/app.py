@@ -279,6 +279,7 @@ class Daemon:
             # Every record in flight may be waiting on a call: one connection each, opened
             # as demand needs them (a call queued for a free connection costs CPU as well).
             max_connections=self.settings.pipeline.max_in_flight,
+            ssl_cafile=orchestration.ssl_cafile,
         )
 
     def _kafka_connection(self) -> KafkaConnection:

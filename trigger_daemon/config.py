@@ -144,6 +144,9 @@ class OrchestrationSettings(_Section):
     token_url: str | None = None
     scopes: list[str] = Field(default_factory=list)
     timeout_seconds: float = Field(10.0, gt=0)
+    # The CA certificates (PEM) that verify the API and the token endpoint, for a private CA;
+    # null: the ones httpx trusts (certifi's, or the SSL_CERT_FILE environment variable's).
+    ssl_cafile: str | None = None
     retry: RetrySettings = Field(default_factory=RetrySettings)
     # Daemon-wide flow control, per process (null: none beyond pipeline.max_in_flight).
     max_calls_per_second: float | None = Field(None, gt=0)

@@ -4,6 +4,7 @@ topics), a stub orchestration API over real HTTP per test, and helpers to drive 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -23,9 +24,10 @@ from trigger_daemon.triggers.catalog import TriggerCatalog
 
 
 @asynccontextmanager
-async def answering(answer: bytes) -> AsyncIterator[str]:
+async def answering(answer: bytes, tls: ssl.SSLContext | None = None) -> AsyncIterator[str]:
     """A server on 127.0.0.1 that reads each request's head, answers `answer` verbatim and
-    closes the connection (a misbehaving API or token endpoint); its URL."""
+    closes the connection (a misbehaving API or token endpoint); its URL. With `tls`, it
+    speaks HTTPS."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
@@ -33,9 +35,10 @@ async def answering(answer: bytes) -> AsyncIterator[str]:
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=tls)
+    scheme = "https" if tls else "http"
     try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        yield f"{scheme}://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     finally:
         server.close()
         await server.wait_closed()

@@ -5,8 +5,12 @@ The circuit breaker is kept out of the way here (a huge threshold); test_calls.p
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import socket
+import ssl
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,9 +26,11 @@ from trigger_daemon.core.circuit import CircuitBreaker, CircuitSettings
 from trigger_daemon.core.retry import RetryPolicy
 from trigger_daemon.devtools.stub_orchestration import StubOrchestration
 from trigger_daemon.engine.calls import WorkflowCaller
+from trigger_daemon.errors import ConfigError
 from trigger_daemon.testing import AmongGoodCalls
 
 from .conftest import answering
+from .pki import Pki, make_pki
 
 FAST_POLICY = RetryPolicy(max_attempts=4, initial_backoff_seconds=0.01, max_backoff_seconds=5.0)
 SECRET = "s3cr3t-never-printed"
@@ -445,3 +451,46 @@ async def test_stub_faults_and_calls_are_driven_over_http(stub: StubOrchestratio
         ("v1", 201, {"a": "b"}),
     ]
     assert stub.calls == []
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def created(instance: dict[str, str]) -> bytes:
+    body = json.dumps({"data": instance}).encode()
+    head = b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+    return head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+async def test_an_api_behind_a_private_ca_is_verified_against_ssl_cafile(pki: Pki) -> None:
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(pki.server_cert, pki.server_key)
+    instance = {"id": "i-1", "workflowID": "wf"}
+    async with answering(created(instance), tls=server) as url:
+        attempts = {}
+        for name, cafile in (("ours", pki.ca), ("default", None), ("other", pki.other_ca)):
+            path = None if cafile is None else str(cafile)
+            async with OrchestrationClient(url, "v2", None, 5.0, ssl_cafile=path) as client:
+                attempts[name] = await client.start_workflow("wf", {}, idempotency_key="k")
+
+    assert attempts["ours"].instance == instance
+    # A server the CAs do not vouch for is refused: the call fails, saying why.
+    for refused in (attempts["default"], attempts["other"]):
+        assert refused.instance is None
+        assert "CERTIFICATE_VERIFY_FAILED" in (refused.error or "")
+
+
+def test_an_ssl_cafile_that_cannot_be_read_stops_the_start_naming_the_setting(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "missing.pem"
+    with pytest.raises(
+        ConfigError, match=re.escape(f"orchestration.ssl_cafile: cannot read {missing}")
+    ):
+        OrchestrationClient("https://api.example", "v2", None, 5.0, ssl_cafile=str(missing))
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    with pytest.raises(ConfigError, match=re.escape("orchestration.ssl_cafile: cannot read")):
+        OrchestrationClient("https://api.example", "v2", None, 5.0, ssl_cafile=str(garbage))

@@ -13,6 +13,7 @@ reads a failure's details only from failed answers (see `start_workflow`).
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Literal
@@ -49,7 +50,10 @@ class OrchestrationClient:
         timeout_seconds: float,
         transport: httpx.AsyncBaseTransport | None = None,
         max_connections: int = 64,
+        ssl_cafile: str | None = None,
     ) -> None:
+        """`ssl_cafile`: the CA certificates that verify the API and the token endpoint (a
+        private CA), instead of the ones httpx trusts by default."""
         if httpx.URL(base_url).scheme not in ("http", "https"):
             raise ConfigError("orchestration.base_url must start with http:// or https://")
         if api_version not in ("v1", "v2"):
@@ -57,7 +61,9 @@ class OrchestrationClient:
         self._base_url = base_url
         self._api_version = api_version
         self._prefix = base_url.rstrip("/") + ("/v2" if api_version == "v2" else "")
-        self._transport = transport or AiohttpTransport(max_connections=max_connections)
+        self._transport = transport or AiohttpTransport(
+            max_connections=max_connections, ssl_context=_verifying(ssl_cafile)
+        )
         self._client = CookielessAsyncClient(
             auth=auth, timeout=timeout_seconds, transport=self._transport
         )
@@ -183,6 +189,17 @@ def _attempt(workflow_id: str, response: httpx.Response) -> CallAttempt:
         retry_after=response.headers.get("Retry-After"),
         encoding=response.encoding or "utf-8",
     )
+
+
+def _verifying(cafile: str | None) -> ssl.SSLContext | None:
+    """A context that verifies servers against `cafile` (hostnames checked); None: the
+    default. A file that cannot be read stops the daemon at start, naming the setting."""
+    if cafile is None:
+        return None
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"orchestration.ssl_cafile: cannot read {cafile}: {exc}") from None
 
 
 def _describe(exc: Exception) -> str:

@@ -17,6 +17,7 @@ httpcore's (`_ERRORS`), so a caller sees the same exceptions whichever engine ru
 from __future__ import annotations
 
 import functools
+import ssl
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,10 +74,17 @@ def _headers(request: httpx.Request) -> list[tuple[str, str]]:
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """httpx requests sent by one aiohttp session of `max_connections` keep-alive connections."""
 
-    def __init__(self, max_connections: int = 64, keepalive_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        max_connections: int = 64,
+        keepalive_seconds: float = 5.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """`ssl_context`: how servers are verified; by default, against the CAs httpx itself
+        would trust (certifi's, or the SSL_CERT_FILE environment variable's)."""
         self._max_connections = max_connections
         self._keepalive_seconds = keepalive_seconds
-        self._ssl = httpx.create_ssl_context()  # the CAs httpx itself would trust
+        self._ssl = ssl_context or httpx.create_ssl_context()
         self._proxies = urllib.request.getproxies_environment()
         self._proxy_for: dict[tuple[str, str], str | None] = {}
         self._session: aiohttp.ClientSession | None = None

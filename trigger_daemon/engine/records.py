@@ -169,8 +169,7 @@ class RecordHandler:
             if datetime.now(UTC) - occurrence.date >= CONCURRENT_WAIT:
                 break
             waited += 1
-            await asyncio.sleep(min(0.05 * waited, 1.0))
-            occurrence = await self._store.get_occurrence(occurrence.id)
+            occurrence = await self._read_again(occurrence, waited)
         return occurrence
 
     async def _finished_elsewhere(self, occurrence: Occurrence, record: SourceRecord) -> Occurrence:
@@ -192,9 +191,14 @@ class RecordHandler:
                     f"{occurrence.claimed_by}, after {self._claimed_elsewhere_wait:g} s"
                 )
             waited += 1
-            await asyncio.sleep(min(0.05 * waited, 1.0))
-            occurrence = await self._store.get_occurrence(occurrence.id)
+            occurrence = await self._read_again(occurrence, waited)
         return occurrence
+
+    async def _read_again(self, occurrence: Occurrence, waited: int) -> Occurrence:
+        """`occurrence` read from the store after a pause that grows with each read (`waited`
+        so far), up to a second: the rhythm of every wait for another worker's outcome."""
+        await asyncio.sleep(min(0.05 * waited, 1.0))
+        return await self._store.get_occurrence(occurrence.id)
 
     async def _run(
         self,
